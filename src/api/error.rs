@@ -1,0 +1,37 @@
+//! The one JSON error shape every route answers with:
+//! `{"error": {"code": "…", "message": "…", "request_id": "…"}}`. Codes are stable
+//! snake_case; a 5xx never carries internal text.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error on its way to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let body = json!({"error": {"code": self.code, "message": self.message, "request_id": request_id}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,106 @@
+//! Wiring: the shared application state and `run`, the one entry point that serves
+//! HTTP on a given listener until `shutdown` resolves (tests bind 127.0.0.1:0).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::cache::TenantCache;
+use crate::config::Config;
+use crate::crypto::KeyRing;
+use crate::store::{self, Store};
+
+/// What every handler and worker shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub cache: TenantCache,
+    pub keys: Arc<KeyRing>,
+    pub config: Arc<Config>,
+    /// One HTTP client for every outbound call (connection pooling, timeouts).
+    pub http: reqwest::Client,
+}
+
+/// Opens the database named in `config`, applying pending migrations if
+/// `PARLEY_AUTO_MIGRATE` is on (the default).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("opening the database {}", config.database_url))?;
+    if config.auto_migrate {
+        store
+            .migrate_up()
+            .await
+            .context("applying database migrations (set PARLEY_AUTO_MIGRATE=false to skip)")?;
+    }
+    Ok(store)
+}
+
+impl AppState {
+    /// Connects the store, loads the key ring and builds the caches.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        let keys = Arc::new(config.key_ring()?);
+        Ok(Self::with_parts(config, store, keys))
+    }
+
+    /// Builds the state from parts that are already open.
+    pub fn with_parts(config: Config, store: Arc<dyn Store>, keys: Arc<KeyRing>) -> Self {
+        let cache = TenantCache::new(store.clone(), keys.clone(), config.cache_ttl);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("the TLS backend is built in");
+        Self {
+            store,
+            cache,
+            keys,
+            config: Arc::new(config),
+            http,
+        }
+    }
+}
+
+/// Serves the HTTP API on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = ?state.store.backend(), "parley is listening");
+    axum::serve(listener, crate::api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("parley stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

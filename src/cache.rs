@@ -1,0 +1,203 @@
+//! The tenant context cache: everything one tenant's messages need (settings,
+//! templates, training data and the opened secrets), loaded once and kept in moka,
+//! looked up by tenant id or by a channel account (Meta's phone_number_id).
+//! Entries expire after a TTL and are dropped at once on every change made through
+//! this process (`invalidate`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use secrecy::SecretString;
+
+use crate::crypto::{CryptoError, KeyRing};
+use crate::domain::secret_field::*;
+use crate::domain::*;
+use crate::store::{SecretRecord, Store, StoreError};
+
+/// A tenant's WhatsApp account with its opened credentials.
+pub struct WhatsappContext {
+    pub account: ChannelAccount,
+    pub access_token: SecretString,
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+}
+
+/// A tenant's LLM provider with its opened key.
+pub struct AiContext {
+    pub config: AiConfig,
+    pub api_key: Option<SecretString>,
+}
+
+/// Everything one tenant's messages need, ready to use.
+pub struct TenantContext {
+    pub tenant: Tenant,
+    pub settings: ControlSettings,
+    pub whatsapp: Option<WhatsappContext>,
+    pub ai: Option<AiContext>,
+    pub templates: Vec<Template>,
+    pub training: Vec<TrainingItem>,
+}
+
+/// Why a tenant's context could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("tenant {tenant}: secret {field}: {source}")]
+    Secret {
+        tenant: String,
+        field: String,
+        source: CryptoError,
+    },
+    #[error("tenant {tenant}: secret {field} is missing")]
+    MissingSecret { tenant: String, field: String },
+}
+
+/// Opens one stored secret, naming tenant and field when it fails.
+pub fn open_secret(
+    keys: &KeyRing,
+    tenant: &Tenant,
+    secrets: &[SecretRecord],
+    field: &str,
+) -> Result<Option<SecretString>, ContextError> {
+    let Some(rec) = secrets.iter().find(|s| s.name == field) else {
+        return Ok(None);
+    };
+    keys.open(tenant.id, field, &rec.sealed)
+        .map(Some)
+        .map_err(|source| ContextError::Secret {
+            tenant: tenant.slug.clone(),
+            field: field.to_string(),
+            source,
+        })
+}
+
+fn required(
+    keys: &KeyRing,
+    tenant: &Tenant,
+    secrets: &[SecretRecord],
+    field: &str,
+) -> Result<SecretString, ContextError> {
+    open_secret(keys, tenant, secrets, field)?.ok_or_else(|| ContextError::MissingSecret {
+        tenant: tenant.slug.clone(),
+        field: field.to_string(),
+    })
+}
+
+impl TenantContext {
+    /// Loads and opens a tenant's context; `None` if the tenant does not exist.
+    pub async fn load(
+        store: &dyn Store,
+        keys: &KeyRing,
+        id: TenantId,
+    ) -> Result<Option<Self>, ContextError> {
+        let Some(state) = store.load_tenant_state(id).await? else {
+            return Ok(None);
+        };
+        let secrets = store.list_secrets(id).await?;
+        let t = &state.tenant;
+        let whatsapp = match state.whatsapp {
+            Some(account) => Some(WhatsappContext {
+                access_token: required(keys, t, &secrets, WHATSAPP_ACCESS_TOKEN)?,
+                app_secret: required(keys, t, &secrets, WHATSAPP_APP_SECRET)?,
+                verify_token: required(keys, t, &secrets, WHATSAPP_VERIFY_TOKEN)?,
+                account,
+            }),
+            None => None,
+        };
+        let ai = match state.ai {
+            Some(config) => Some(AiContext {
+                api_key: open_secret(keys, t, &secrets, AI_API_KEY)?,
+                config,
+            }),
+            None => None,
+        };
+        Ok(Some(TenantContext {
+            settings: state.settings.unwrap_or_default(),
+            tenant: state.tenant,
+            whatsapp,
+            ai,
+            templates: state.templates,
+            training: state.training,
+        }))
+    }
+}
+
+/// The cache itself. Cheap to clone; clones share entries.
+#[derive(Clone)]
+pub struct TenantCache {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    by_id: Cache<TenantId, Arc<TenantContext>>,
+    routes: Cache<(Channel, String), TenantId>,
+}
+
+impl TenantCache {
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, ttl: Duration) -> Self {
+        Self {
+            store,
+            keys,
+            by_id: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+            routes: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// The context of tenant `id`; concurrent callers share one load.
+    pub async fn get(&self, id: TenantId) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
+        let store = self.store.clone();
+        let keys = self.keys.clone();
+        let loaded = self
+            .by_id
+            .try_get_with(id, async move {
+                match TenantContext::load(store.as_ref(), &keys, id).await {
+                    Ok(Some(ctx)) => Ok(Arc::new(ctx)),
+                    Ok(None) => Err(ContextError::Store(StoreError::NotFound("tenant"))),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(ctx) => Ok(Some(ctx)),
+            Err(e) if matches!(*e, ContextError::Store(StoreError::NotFound(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The context of the tenant that owns `provider_account_id` on `channel`.
+    pub async fn get_by_account(
+        &self,
+        channel: Channel,
+        provider_account_id: &str,
+    ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
+        let key = (channel, provider_account_id.to_string());
+        let id = match self.routes.get(&key).await {
+            Some(id) => id,
+            None => {
+                let found = self
+                    .store
+                    .find_tenant_by_channel_account(channel, provider_account_id)
+                    .await
+                    .map_err(|e| Arc::new(ContextError::Store(e)))?;
+                let Some(id) = found else { return Ok(None) };
+                self.routes.insert(key, id).await;
+                id
+            }
+        };
+        self.get(id).await
+    }
+
+    /// Drops everything cached about tenant `id`; the next lookup reloads it.
+    pub async fn invalidate(&self, id: TenantId) {
+        self.by_id.invalidate(&id).await;
+        // Only fails when closures are not enabled, and they are (see `new`).
+        let _ = self.routes.invalidate_entries_if(move |_, v| *v == id);
+    }
+}

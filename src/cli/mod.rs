@@ -1,0 +1,97 @@
+//! The `parley` command line: every operator action, each with `--help` and an example.
+
+mod keys;
+mod migrate;
+mod tenant;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::telemetry;
+
+const ENV_HELP: &str = "\
+Environment:
+  DATABASE_URL          sqlite://data/parley.db (default) or postgres://user@host/db
+  PARLEY_MASTER_KEY     base64 of 32 bytes; seals tenant secrets (`parley keys generate`)
+  PARLEY_BIND           address:port to serve on (default 127.0.0.1:8080)
+  PARLEY_LOG_FORMAT     pretty (default) or json;  PARLEY_LOG: log filter, e.g. debug
+See README.md for every variable.";
+
+/// parley: a multi-tenant WhatsApp/chat bot runtime.
+#[derive(Parser, Debug)]
+#[command(name = "parley", version, about, after_help = ENV_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server: webhooks, health checks, workers.
+    #[command(after_help = "Example:\n  DATABASE_URL=sqlite://data/parley.db parley serve\n\n\
+        Applies pending migrations, then listens on PARLEY_BIND. GET /healthz answers when the\n\
+        process is up, GET /readyz when the database answers. Stops cleanly on Ctrl-C or SIGTERM.")]
+    Serve,
+    /// Apply, revert or list database migrations.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
+    /// Create, update, inspect and export tenants.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Master keys: generate one, re-seal every secret under the active key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Parses the command line, runs the command, and maps errors to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let default_filter = match cli.command {
+        Command::Serve => "info",
+        _ => "warn",
+    };
+    telemetry::init(config.log_format, config.log_filter.as_deref(), default_filter);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate(c) => migrate::run(c, config).await,
+        Command::Tenant(c) => tenant::run(c, config).await,
+        Command::Keys(c) => keys::run(c, config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let bind = config.bind;
+    let state = crate::app::AppState::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind} (is another process using it? set PARLEY_BIND)"))?;
+    crate::app::run(state, listener, crate::app::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

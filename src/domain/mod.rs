@@ -1,0 +1,10 @@
+//! Pure types and rules: ids, tenants, control settings, templates, training data and
+//! the tenant bundle. Nothing here touches I/O.
+
+pub mod bundle;
+mod ids;
+pub mod plan;
+mod tenant;
+
+pub use ids::{TemplateId, TenantId, TrainingItemId};
+pub use tenant::*;

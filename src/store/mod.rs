@@ -1,0 +1,168 @@
+//! The `Store` trait: every read and write parley makes, grouped by aggregate, with
+//! one implementation per backend (`sqlite.rs`, `postgres.rs`). Every tenant-owned
+//! query takes the tenant id first; another tenant's row is simply not found.
+
+mod common;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::crypto::Sealed;
+use crate::domain::plan::{Plan, TenantState};
+use crate::domain::{Channel, ControlSettings, Template, Tenant, TenantId, TrainingItem, TrainingItemId};
+
+/// Errors the store reports; callers branch on the kind, never on database text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("rejected by the database: {0}")]
+    Invalid(String),
+    #[error("the tenant was changed meanwhile (expected revision {expected}); try again")]
+    StaleRevision { expected: i64 },
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row"),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            sqlx::Error::Database(db) if db.is_check_violation() => {
+                StoreError::Invalid(db.message().to_string())
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::NotFound("referenced row")
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Other(format!("migration failed: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One migration as `parley migrate status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub description: String,
+    pub applied: bool,
+}
+
+/// One sealed secret with its owner, as key rotation walks them.
+#[derive(Clone, Debug)]
+pub struct SecretRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub sealed: Sealed,
+}
+
+/// Everything parley stores.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Answers once the database can be reached.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- migrations ---
+    async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>>;
+    /// Reverts the last applied migration; `None` if none was applied.
+    async fn migrate_down(&self) -> StoreResult<Option<MigrationStatus>>;
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationStatus>>;
+
+    // --- tenants ---
+    /// Creates tenant `id` with everything in `plan` (whose profile must be set), in
+    /// one transaction. A taken slug or phone number id is a `Conflict`.
+    async fn create_tenant(&self, id: TenantId, plan: &Plan<Sealed>, now: DateTime<Utc>) -> StoreResult<Tenant>;
+    /// Applies `plan` to tenant `id` in one transaction if its revision is still
+    /// `expected_revision`; a row of another tenant named in the plan is `NotFound`
+    /// and nothing is written.
+    async fn update_tenant(
+        &self,
+        id: TenantId,
+        expected_revision: i64,
+        plan: &Plan<Sealed>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Tenant>;
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+    async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn set_tenant_active(&self, id: TenantId, active: bool, now: DateTime<Utc>) -> StoreResult<Tenant>;
+    /// Deletes a tenant and, by cascade, everything it owns.
+    async fn delete_tenant(&self, id: TenantId) -> StoreResult<()>;
+    /// The one lookup that crosses tenants: which tenant owns this provider account
+    /// (Meta's phone_number_id). Webhook routing uses it before it knows the tenant.
+    async fn find_tenant_by_channel_account(
+        &self,
+        channel: Channel,
+        provider_account_id: &str,
+    ) -> StoreResult<Option<TenantId>>;
+
+    // --- a tenant's configuration ---
+    async fn load_tenant_state(&self, id: TenantId) -> StoreResult<Option<TenantState>>;
+    async fn find_settings(&self, tenant: TenantId) -> StoreResult<Option<ControlSettings>>;
+    async fn list_templates(&self, tenant: TenantId) -> StoreResult<Vec<Template>>;
+    async fn list_training_items(&self, tenant: TenantId) -> StoreResult<Vec<TrainingItem>>;
+    async fn find_training_item(
+        &self,
+        tenant: TenantId,
+        id: TrainingItemId,
+    ) -> StoreResult<Option<TrainingItem>>;
+
+    // --- sealed secrets ---
+    async fn list_secrets(&self, tenant: TenantId) -> StoreResult<Vec<SecretRecord>>;
+    /// A page of every tenant's secrets, ordered by (tenant, name), after `after`.
+    async fn list_all_secrets(
+        &self,
+        after: Option<(TenantId, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<SecretRecord>>;
+    /// Replaces a sealed value only if it still is `old`; false if it changed meanwhile.
+    async fn replace_secret(&self, record: &SecretRecord, new: &Sealed, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// How many secrets each key id seals.
+    async fn count_secrets_by_key(&self) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// Opens the store named by `url` (`sqlite:` or `postgres:`/`postgresql:`).
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        anyhow::bail!(
+            "DATABASE_URL must start with sqlite: or postgres: (got scheme {:?}); \
+             for example sqlite://data/parley.db or postgres://user@host/parley",
+            url.split(':').next().unwrap_or("")
+        )
+    }
+}

@@ -1,0 +1,50 @@
+//! The PostgreSQL store: the production and scale-out backend. An explicit pool size
+//! and acquire timeout, so an overloaded database shows up as an error, not a hang.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::common::*;
+use super::rows::*;
+use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
+use crate::crypto::Sealed;
+use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
+use crate::domain::*;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A store on a PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool to `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL (check DATABASE_URL and that the server is running)")?;
+        Ok(Self { pool })
+    }
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn begin_write(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(pool.begin().await?)
+    }
+}
+
+impl_store!(PgStore, sqlx::PgConnection, super::Backend::Postgres);

@@ -1,0 +1,218 @@
+//! Row types shared by both backends, and their conversion to domain types. The same
+//! Rust types map to native columns on each database (UUID/BLOB, TIMESTAMPTZ/TEXT, …).
+
+use chrono::{DateTime, NaiveTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{SecretRecord, StoreError};
+use crate::crypto::Sealed;
+use crate::domain::*;
+
+#[derive(sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub timezone: String,
+    pub active: bool,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(r: TenantRow) -> Self {
+        Tenant {
+            id: TenantId(r.id),
+            slug: r.slug,
+            name: r.name,
+            timezone: r.timezone,
+            active: r.active,
+            revision: r.revision,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn bad(what: &str, value: &str) -> StoreError {
+    StoreError::Other(format!("unexpected {what} {value:?} in the database"))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ChannelAccountRow {
+    pub channel: String,
+    pub provider_account_id: String,
+    pub business_account_id: Option<String>,
+    pub display_phone_number: Option<String>,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub messages_per_second: i64,
+}
+
+impl TryFrom<ChannelAccountRow> for ChannelAccount {
+    type Error = StoreError;
+    fn try_from(r: ChannelAccountRow) -> Result<Self, StoreError> {
+        Ok(ChannelAccount {
+            channel: Channel::parse(&r.channel).ok_or_else(|| bad("channel", &r.channel))?,
+            provider_account_id: r.provider_account_id,
+            business_account_id: r.business_account_id,
+            display_phone_number: r.display_phone_number,
+            token_expires_at: r.token_expires_at,
+            messages_per_second: r.messages_per_second,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AiConfigRow {
+    pub provider: String,
+    pub base_url: String,
+    pub model: String,
+}
+
+impl TryFrom<AiConfigRow> for AiConfig {
+    type Error = StoreError;
+    fn try_from(r: AiConfigRow) -> Result<Self, StoreError> {
+        Ok(AiConfig {
+            provider: AiProvider::parse(&r.provider).ok_or_else(|| bad("provider", &r.provider))?,
+            base_url: r.base_url,
+            model: r.model,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SettingsRow {
+    pub bot_enabled: bool,
+    pub auto_reply: bool,
+    pub ai_responses: bool,
+    pub confidence_threshold: f64,
+    pub fallback_text: String,
+    pub non_text_reply: Option<String>,
+    pub quiet_hours_start: Option<NaiveTime>,
+    pub quiet_hours_end: Option<NaiveTime>,
+    pub quiet_hours_policy: Option<String>,
+    pub response_delay_seconds: i64,
+    pub max_messages_per_hour: Option<i64>,
+    pub max_messages_per_user_per_day: Option<i64>,
+    pub escalation_categories: Json<Vec<String>>,
+    pub escalation_phone: Option<String>,
+    pub escalation_email: Option<String>,
+    pub log_message_text: bool,
+    pub log_decisions: bool,
+}
+
+impl TryFrom<SettingsRow> for ControlSettings {
+    type Error = StoreError;
+    fn try_from(r: SettingsRow) -> Result<Self, StoreError> {
+        let quiet_hours = match (r.quiet_hours_start, r.quiet_hours_end, r.quiet_hours_policy) {
+            (Some(start), Some(end), Some(p)) => Some(QuietHours {
+                start,
+                end,
+                policy: QuietPolicy::parse(&p).ok_or_else(|| bad("quiet hours policy", &p))?,
+            }),
+            _ => None,
+        };
+        Ok(ControlSettings {
+            bot_enabled: r.bot_enabled,
+            auto_reply: r.auto_reply,
+            ai_responses: r.ai_responses,
+            confidence_threshold: r.confidence_threshold,
+            fallback_text: r.fallback_text,
+            non_text_reply: r.non_text_reply,
+            quiet_hours,
+            response_delay_seconds: r.response_delay_seconds,
+            max_messages_per_hour: r.max_messages_per_hour,
+            max_messages_per_user_per_day: r.max_messages_per_user_per_day,
+            escalation_categories: r.escalation_categories.0,
+            escalation_phone: r.escalation_phone,
+            escalation_email: r.escalation_email,
+            log_message_text: r.log_message_text,
+            log_decisions: r.log_decisions,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub name: String,
+    pub system_prompt: String,
+    pub tone: Option<String>,
+    pub max_response_length: Option<i64>,
+    pub is_default: bool,
+    pub position: i64,
+}
+
+impl From<TemplateRow> for Template {
+    fn from(r: TemplateRow) -> Self {
+        Template {
+            id: TemplateId(r.id),
+            name: r.name,
+            system_prompt: r.system_prompt,
+            tone: r.tone,
+            max_response_length: r.max_response_length,
+            is_default: r.is_default,
+            position: r.position,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TrainingRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub question: String,
+    pub answer: String,
+    pub examples: Json<Vec<String>>,
+    pub category: Option<String>,
+    pub priority: i64,
+    pub active: bool,
+    pub position: i64,
+}
+
+impl TryFrom<TrainingRow> for TrainingItem {
+    type Error = StoreError;
+    fn try_from(r: TrainingRow) -> Result<Self, StoreError> {
+        Ok(TrainingItem {
+            id: TrainingItemId(r.id),
+            kind: TrainingKind::parse(&r.kind).ok_or_else(|| bad("training kind", &r.kind))?,
+            question: r.question,
+            answer: r.answer,
+            examples: r.examples.0,
+            category: r.category,
+            priority: r.priority,
+            active: r.active,
+            position: r.position,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SecretRow {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl From<SecretRow> for SecretRecord {
+    fn from(r: SecretRow) -> Self {
+        SecretRecord {
+            tenant_id: TenantId(r.tenant_id),
+            name: r.name,
+            sealed: Sealed {
+                key_id: r.key_id,
+                nonce: r.nonce,
+                ciphertext: r.ciphertext,
+            },
+        }
+    }
+}
+
+/// Converts every row, failing on the first that does not map.
+pub fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
+    rows.into_iter().map(T::try_from).collect()
+}

@@ -1,0 +1,179 @@
+//! Test support: a fresh database per test on SQLite (a temp file) and on PostgreSQL
+//! (a fresh schema on the server named by PARLEY_TEST_POSTGRES_URL), and a macro that
+//! runs one async test body on both.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use parley::crypto::{KeyRing, generate_key_b64};
+use parley::store::{self, Store};
+use secrecy::SecretString;
+
+/// The backends a test can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database that lives as long as this value.
+pub struct TestDb {
+    pub kind: Db,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    schema: Option<(String, String)>,
+}
+
+/// The PostgreSQL server for tests, if configured. Set means required: an unreachable
+/// server fails the test, it is never skipped.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("PARLEY_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+}
+
+impl TestDb {
+    /// `None` only for PostgreSQL when PARLEY_TEST_POSTGRES_URL is not set.
+    pub async fn new(kind: Db) -> Option<TestDb> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match kind {
+            Db::Sqlite => {
+                let url = format!("sqlite://{}/parley.db", dir.path().display());
+                Some(TestDb { kind, url, dir, schema: None })
+            }
+            Db::Postgres => {
+                let Some(base) = postgres_url() else {
+                    eprintln!("PARLEY_TEST_POSTGRES_URL is not set: this PostgreSQL test did not run");
+                    return None;
+                };
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+                    .await
+                    .unwrap_or_else(|e| panic!("PARLEY_TEST_POSTGRES_URL is set but unreachable: {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test schema");
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options[search_path]={schema}");
+                Some(TestDb { kind, url, dir, schema: Some((base, schema)) })
+            }
+        }
+    }
+
+    /// A store on this database with every migration applied.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let s = store::connect(&self.url).await.expect("connect test store");
+        s.migrate_up().await.expect("migrate test store");
+        s
+    }
+
+    /// Runs raw SQL on this database, for tests that must reach under the store
+    /// (tampering with a ciphertext, counting rows after a cascade).
+    pub async fn exec(&self, sql: &str) -> u64 {
+        match self.kind {
+            Db::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap().rows_affected()
+            }
+            Db::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap().rows_affected()
+            }
+        }
+    }
+
+    /// Counts rows with raw SQL (`SELECT COUNT(*) …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self.kind {
+            Db::Sqlite => {
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap()
+            }
+            Db::Postgres => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.schema.take() {
+            // Best effort, on its own thread: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&base).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                            .execute(&mut c)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A key ring with one fresh key, and that key in base64.
+pub fn key_ring() -> (KeyRing, SecretString) {
+    let k = generate_key_b64();
+    (KeyRing::new(&k, &[]).unwrap(), k)
+}
+
+/// A complete bundle for tenant `slug` with its own phone number id and token.
+pub fn bundle(slug: &str, phone_number_id: &str, token: &str) -> serde_json::Value {
+    serde_json::json!({
+        "slug": slug,
+        "name": format!("Tenant {slug}"),
+        "timezone": "Europe/Berlin",
+        "whatsapp": {
+            "phone_number_id": phone_number_id,
+            "business_account_id": "200000000000001",
+            "access_token": token,
+            "app_secret": format!("appsecret-{slug}-0123456789"),
+            "verify_token": format!("verify-{slug}-0123456789"),
+            "token_expires_at": "2027-01-01T00:00:00Z"
+        },
+        "ai": {"provider": "openrouter", "model": "meta-llama/llama-3.1-8b-instruct", "api_key": format!("sk-or-{slug}-abcdefghijklmnop")},
+        "settings": {
+            "confidence_threshold": 0.6,
+            "max_messages_per_hour": 100,
+            "max_messages_per_user_per_day": null,
+            "quiet_hours": {"start": "22:00", "end": "07:30", "policy": "after_hours_message"},
+            "escalation": {"categories": ["refund", "complaint"], "phone": "+4915112345678", "email": "owner@example.com"}
+        },
+        "templates": [
+            {"name": "default", "system_prompt": format!("You are the assistant of {slug}."), "tone": "friendly", "max_response_length": 600, "is_default": true},
+            {"name": "formal", "system_prompt": "Be formal.", "is_default": false}
+        ],
+        "faqs": [
+            {"question": "What are your opening hours?", "answer": format!("9-18 ({slug})"), "examples": ["when are you open"], "category": "hours"},
+            {"question": "Do you deliver?", "answer": format!("Yes ({slug})"), "priority": 3},
+            {"question": "Thanks!", "answer": "You're welcome!", "kind": "canned_reply"}
+        ]
+    })
+}
+
+/// Runs each named `async fn(Db)` as two tests, `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(crate::common::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if crate::common::postgres_url().is_some() {
+                        super::$name(crate::common::Db::Postgres).await
+                    } else {
+                        eprintln!("PARLEY_TEST_POSTGRES_URL is not set: the PostgreSQL run of this test did not run");
+                    }
+                }
+            }
+        )*
+    };
+}
