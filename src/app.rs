@@ -74,10 +74,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = ?state.store.backend(), "parley is listening");
-    axum::serve(listener, crate::api::router(state))
+    axum::serve(listener, crate::api::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+    state.store.close().await;
     tracing::info!("parley stopped");
     Ok(())
 }

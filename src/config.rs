@@ -156,16 +156,18 @@ impl Config {
             })
             .unwrap_or_default();
         for (i, k) in previous_master_keys.iter().enumerate() {
-            crypto::decode_key(k).map_err(|e| {
-                anyhow::anyhow!("PARLEY_PREVIOUS_MASTER_KEYS: key #{} {e}", i + 1)
-            })?;
+            crypto::decode_key(k)
+                .map_err(|e| anyhow::anyhow!("PARLEY_PREVIOUS_MASTER_KEYS: key #{} {e}", i + 1))?;
         }
         let whatsapp_api_base = var("PARLEY_WHATSAPP_API_BASE")?
             .unwrap_or_else(|| DEFAULT_WHATSAPP_API_BASE.to_string())
             .trim_end_matches('/')
             .to_string();
-        if !(whatsapp_api_base.starts_with("http://") || whatsapp_api_base.starts_with("https://")) {
-            bail!("PARLEY_WHATSAPP_API_BASE must be an http(s) URL, e.g. {DEFAULT_WHATSAPP_API_BASE}");
+        if !(whatsapp_api_base.starts_with("http://") || whatsapp_api_base.starts_with("https://"))
+        {
+            bail!(
+                "PARLEY_WHATSAPP_API_BASE must be an http(s) URL, e.g. {DEFAULT_WHATSAPP_API_BASE}"
+            );
         }
         let log_format = match var("PARLEY_LOG_FORMAT")?.as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
@@ -179,7 +181,9 @@ impl Config {
         };
         let cache_ttl = match var("PARLEY_CACHE_TTL_SECONDS")? {
             Some(v) => Duration::from_secs(v.parse().map_err(|_| {
-                anyhow::anyhow!("PARLEY_CACHE_TTL_SECONDS must be a whole number of seconds, got {v:?}")
+                anyhow::anyhow!(
+                    "PARLEY_CACHE_TTL_SECONDS must be a whole number of seconds, got {v:?}"
+                )
             })?),
             None => Duration::from_secs(30),
         };
@@ -281,7 +285,10 @@ mod tests {
     #[test]
     fn a_database_url_never_prints_its_password() {
         let u = DatabaseUrl::new("postgres://parley:hunter2@db.internal:5432/parley");
-        assert_eq!(u.to_string(), "postgres://parley:****@db.internal:5432/parley");
+        assert_eq!(
+            u.to_string(),
+            "postgres://parley:****@db.internal:5432/parley"
+        );
         assert!(!format!("{u:?}").contains("hunter2"));
     }
 

@@ -19,7 +19,9 @@ pub const KEY_LEN: usize = 32;
 /// Why a sealed value could not be opened (or a key could not be read).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
-    #[error("sealed under key {key_id}, which is not in the key ring (give it in PARLEY_PREVIOUS_MASTER_KEYS)")]
+    #[error(
+        "sealed under key {key_id}, which is not in the key ring (give it in PARLEY_PREVIOUS_MASTER_KEYS)"
+    )]
     UnknownKey { key_id: String },
     #[error("does not open: the ciphertext was altered or belongs to another tenant or field")]
     Tampered,
@@ -114,7 +116,13 @@ impl KeyRing {
             let id = key_id(raw.expose_secret());
             let cipher = Aes256Gcm::new_from_slice(raw.expose_secret())
                 .map_err(|_| CryptoError::BadKey("wrong key length".into()))?;
-            keys.insert(id.clone(), MasterKey { id: id.clone(), cipher });
+            keys.insert(
+                id.clone(),
+                MasterKey {
+                    id: id.clone(),
+                    cipher,
+                },
+            );
             Ok(id)
         };
         for p in previous {

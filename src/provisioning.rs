@@ -86,7 +86,11 @@ pub async fn apply_bundle(
         }
     }
     let plan = plan::plan(state.as_ref(), &opened, desired)?;
-    let changes = plan.summary();
+    let mut changes = plan.summary();
+    if state.is_none() {
+        // "profile: updated" says nothing on a new tenant.
+        changes.retain(|c| !c.starts_with("profile:"));
+    }
     if dry_run || (existing.is_some() && plan.is_empty()) {
         let tenant = match existing {
             Some(t) => t,
@@ -101,7 +105,10 @@ pub async fn apply_bundle(
     let id = existing.as_ref().map(|t| t.id).unwrap_or_default();
     let sealed = plan.map_secrets(|field, v| keys.seal(id, field, &v));
     let (tenant, created) = match existing {
-        Some(t) => (store.update_tenant(t.id, t.revision, &sealed, now).await?, false),
+        Some(t) => (
+            store.update_tenant(t.id, t.revision, &sealed, now).await?,
+            false,
+        ),
         None => (store.create_tenant(id, &sealed, now).await?, true),
     };
     Ok(ApplyOutcome {
@@ -112,7 +119,10 @@ pub async fn apply_bundle(
 }
 
 fn preview_tenant(plan: &plan::Plan<SecretString>, now: DateTime<Utc>) -> Tenant {
-    let p = plan.profile.clone().expect("a new tenant's plan sets its profile");
+    let p = plan
+        .profile
+        .clone()
+        .expect("a new tenant's plan sets its profile");
     Tenant {
         id: TenantId::new(),
         slug: p.slug,
@@ -319,7 +329,12 @@ pub async fn rotate_keys(
     now: DateTime<Utc>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<RotateReport, ProvisionError> {
-    let total: i64 = store.count_secrets_by_key().await?.iter().map(|(_, n)| n).sum();
+    let total: i64 = store
+        .count_secrets_by_key()
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     let mut report = RotateReport {
         total: total as usize,
         ..Default::default()
@@ -347,17 +362,21 @@ pub async fn rotate_keys(
                         }
                     }
                     Err(e) => {
-                        if !slugs.contains_key(&rec.tenant_id) {
-                            let slug = store
-                                .get_tenant(rec.tenant_id)
-                                .await
-                                .map(|t| t.slug)
-                                .unwrap_or_else(|_| rec.tenant_id.to_string());
-                            slugs.insert(rec.tenant_id, slug);
-                        }
+                        let slug = match slugs.get(&rec.tenant_id) {
+                            Some(s) => s.clone(),
+                            None => {
+                                let s = store
+                                    .get_tenant(rec.tenant_id)
+                                    .await
+                                    .map(|t| t.slug)
+                                    .unwrap_or_else(|_| rec.tenant_id.to_string());
+                                slugs.insert(rec.tenant_id, s.clone());
+                                s
+                            }
+                        };
                         report
                             .failures
-                            .push(format!("tenant {}: secret {}: {e}", slugs[&rec.tenant_id], rec.name));
+                            .push(format!("tenant {slug}: secret {}: {e}", rec.name));
                     }
                 }
             }

@@ -1,6 +1,9 @@
 //! Every `Store` method, on SQLite and on PostgreSQL: tenant rows are isolated,
 //! duplicates are conflicts, deletes cascade, and a failed write leaves nothing behind.
 
+// Plans are built field by field below; that reads better in tests than one big literal.
+#![allow(clippy::field_reassign_with_default)]
+
 mod common;
 
 use chrono::Utc;
@@ -47,16 +50,28 @@ fn account(pnid: &str) -> ChannelAccount {
 }
 
 /// A new tenant with settings, a WhatsApp account, a sealed token, a template and two FAQs.
-async fn seed(store: &dyn Store, keys: &KeyRing, slug: &str, pnid: &str) -> (Tenant, Vec<TrainingItem>) {
+async fn seed(
+    store: &dyn Store,
+    keys: &KeyRing,
+    slug: &str,
+    pnid: &str,
+) -> (Tenant, Vec<TrainingItem>) {
     let id = TenantId::new();
-    let faqs = vec![faq("Opening hours?", &format!("9-5 {slug}"), 0), faq("Delivery?", "Yes", 1)];
+    let faqs = vec![
+        faq("Opening hours?", &format!("9-5 {slug}"), 0),
+        faq("Delivery?", "Yes", 1),
+    ];
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
     plan.profile = Some(profile(slug));
     plan.settings = Some(ControlSettings::default());
     plan.whatsapp = Some(Change::Set(account(pnid)));
     plan.secrets = vec![(
         WHATSAPP_ACCESS_TOKEN,
-        Change::Set(keys.seal(id, WHATSAPP_ACCESS_TOKEN, &SecretString::from(format!("token-{slug}")))),
+        Change::Set(keys.seal(
+            id,
+            WHATSAPP_ACCESS_TOKEN,
+            &SecretString::from(format!("token-{slug}")),
+        )),
     )];
     plan.templates.insert = vec![Template {
         id: TemplateId::new(),
@@ -68,106 +83,208 @@ async fn seed(store: &dyn Store, keys: &KeyRing, slug: &str, pnid: &str) -> (Ten
         position: 0,
     }];
     plan.training.insert = faqs.clone();
-    let t = store.create_tenant(id, &plan, Utc::now()).await.expect("create tenant");
+    let t = store
+        .create_tenant(id, &plan, Utc::now())
+        .await
+        .expect("create tenant");
     (t, faqs)
 }
 
 async fn tenants_are_created_found_listed_and_toggled(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
     let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
     assert_eq!(store.get_tenant(a.id).await.unwrap().slug, "alpha");
-    assert_eq!(store.find_tenant_by_slug("beta").await.unwrap().unwrap().id, b.id);
+    assert_eq!(
+        store.find_tenant_by_slug("beta").await.unwrap().unwrap().id,
+        b.id
+    );
     assert!(store.find_tenant_by_slug("gamma").await.unwrap().is_none());
-    let slugs: Vec<String> = store.list_tenants().await.unwrap().into_iter().map(|t| t.slug).collect();
+    let slugs: Vec<String> = store
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
     assert_eq!(slugs, ["alpha", "beta"]);
-    let off = store.set_tenant_active(a.id, false, Utc::now()).await.unwrap();
+    let off = store
+        .set_tenant_active(a.id, false, Utc::now())
+        .await
+        .unwrap();
     assert!(!off.active);
     assert!(off.revision > a.revision);
-    assert!(store.get_tenant(b.id).await.unwrap().active, "the other tenant is untouched");
+    assert!(
+        store.get_tenant(b.id).await.unwrap().active,
+        "the other tenant is untouched"
+    );
     assert!(matches!(
         store.get_tenant(TenantId::new()).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.set_tenant_active(TenantId::new(), true, Utc::now()).await,
+        store
+            .set_tenant_active(TenantId::new(), true, Utc::now())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
         store.backend(),
-        if db.kind == Db::Sqlite { Backend::Sqlite } else { Backend::Postgres }
+        if db.kind == Db::Sqlite {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
     );
     store.ping().await.unwrap();
 }
 
 async fn a_taken_slug_or_phone_number_id_is_a_conflict_and_writes_nothing(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     seed(store.as_ref(), &keys, "alpha", "111").await;
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
     plan.profile = Some(profile("alpha"));
-    let e = store.create_tenant(TenantId::new(), &plan, Utc::now()).await.unwrap_err();
+    let e = store
+        .create_tenant(TenantId::new(), &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
 
     // Same phone number id as alpha: the tenant row must not survive the failed create.
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
     plan.profile = Some(profile("beta"));
     plan.whatsapp = Some(Change::Set(account("111")));
-    let e = store.create_tenant(TenantId::new(), &plan, Utc::now()).await.unwrap_err();
+    let e = store
+        .create_tenant(TenantId::new(), &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     assert!(store.find_tenant_by_slug("beta").await.unwrap().is_none());
 }
 
 async fn a_duplicate_question_within_a_tenant_is_a_conflict_but_not_across_tenants(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
     let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
-    assert_eq!(store.list_training_items(b.id).await.unwrap().len(), 2, "same questions in two tenants are fine");
+    assert_eq!(
+        store.list_training_items(b.id).await.unwrap().len(),
+        2,
+        "same questions in two tenants are fine"
+    );
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
     plan.training.insert = vec![faq("Opening hours?", "dup", 5)];
-    let e = store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap_err();
+    let e = store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     let after = store.get_tenant(a.id).await.unwrap();
-    assert_eq!(after.revision, a.revision, "a failed write leaves the revision as it was");
+    assert_eq!(
+        after.revision, a.revision,
+        "a failed write leaves the revision as it was"
+    );
 }
 
 async fn another_tenants_rows_are_not_found_and_cannot_be_changed(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
     let (b, b_faqs) = seed(store.as_ref(), &keys, "beta", "222").await;
     let theirs = b_faqs[0].id;
-    assert!(store.find_training_item(a.id, theirs).await.unwrap().is_none());
-    assert!(store.find_training_item(b.id, theirs).await.unwrap().is_some());
+    assert!(
+        store
+            .find_training_item(a.id, theirs)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_training_item(b.id, theirs)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // Update B's FAQ through A: not found, and nothing of A's plan is written either.
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
-    plan.settings = Some(ControlSettings { bot_enabled: false, ..Default::default() });
-    plan.training.update = vec![TrainingItem { answer: "hijacked".into(), ..b_faqs[0].clone() }];
-    let e = store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap_err();
+    plan.settings = Some(ControlSettings {
+        bot_enabled: false,
+        ..Default::default()
+    });
+    plan.training.update = vec![TrainingItem {
+        answer: "hijacked".into(),
+        ..b_faqs[0].clone()
+    }];
+    let e = store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
-    assert!(store.find_settings(a.id).await.unwrap().unwrap().bot_enabled, "A's settings unchanged");
-    assert_eq!(store.find_training_item(b.id, theirs).await.unwrap().unwrap().answer, b_faqs[0].answer);
+    assert!(
+        store
+            .find_settings(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .bot_enabled,
+        "A's settings unchanged"
+    );
+    assert_eq!(
+        store
+            .find_training_item(b.id, theirs)
+            .await
+            .unwrap()
+            .unwrap()
+            .answer,
+        b_faqs[0].answer
+    );
 
     // Delete B's FAQ through A: not found, B keeps it.
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
-    plan.training = ItemChanges { delete: vec![theirs], ..Default::default() };
-    let e = store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap_err();
+    plan.training = ItemChanges {
+        delete: vec![theirs],
+        ..Default::default()
+    };
+    let e = store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
-    assert!(store.find_training_item(b.id, theirs).await.unwrap().is_some());
+    assert!(
+        store
+            .find_training_item(b.id, theirs)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // B's template through A.
     let b_tpl = store.list_templates(b.id).await.unwrap()[0].clone();
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
-    plan.templates.update = vec![Template { system_prompt: "evil".into(), ..b_tpl.clone() }];
+    plan.templates.update = vec![Template {
+        system_prompt: "evil".into(),
+        ..b_tpl.clone()
+    }];
     assert!(matches!(
-        store.update_tenant(a.id, a.revision, &plan, Utc::now()).await,
+        store
+            .update_tenant(a.id, a.revision, &plan, Utc::now())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.list_templates(b.id).await.unwrap()[0], b_tpl);
@@ -176,39 +293,83 @@ async fn another_tenants_rows_are_not_found_and_cannot_be_changed(db: Db) {
     let a_secrets = store.list_secrets(a.id).await.unwrap();
     assert_eq!(a_secrets.len(), 1);
     assert!(a_secrets.iter().all(|s| s.tenant_id == a.id));
-    assert_eq!(store.find_tenant_by_channel_account(Channel::Whatsapp, "222").await.unwrap(), Some(b.id));
-    assert_eq!(store.find_tenant_by_channel_account(Channel::Whatsapp, "999").await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_tenant_by_channel_account(Channel::Whatsapp, "222")
+            .await
+            .unwrap(),
+        Some(b.id)
+    );
+    assert_eq!(
+        store
+            .find_tenant_by_channel_account(Channel::Whatsapp, "999")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn a_stale_revision_is_refused(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
-    plan.settings = Some(ControlSettings { auto_reply: false, ..Default::default() });
-    let t2 = store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap();
+    plan.settings = Some(ControlSettings {
+        auto_reply: false,
+        ..Default::default()
+    });
+    let t2 = store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(t2.revision, a.revision + 1);
-    let e = store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap_err();
+    let e = store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::StaleRevision { .. }), "{e:?}");
-    let e = store.update_tenant(TenantId::new(), 1, &plan, Utc::now()).await.unwrap_err();
+    let e = store
+        .update_tenant(TenantId::new(), 1, &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
 }
 
 async fn the_database_refuses_out_of_range_settings(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
-    plan.settings = Some(ControlSettings { confidence_threshold: 1.5, ..Default::default() });
-    let e = store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap_err();
+    plan.settings = Some(ControlSettings {
+        confidence_threshold: 1.5,
+        ..Default::default()
+    });
+    let e = store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
-    assert_eq!(store.find_settings(a.id).await.unwrap().unwrap().confidence_threshold, 0.5);
+    assert_eq!(
+        store
+            .find_settings(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .confidence_threshold,
+        0.5
+    );
 }
 
 async fn the_whole_state_round_trips_and_updates_keep_ids(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, faqs) = seed(store.as_ref(), &keys, "alpha", "111").await;
@@ -226,14 +387,24 @@ async fn the_whole_state_round_trips_and_updates_keep_ids(db: Db) {
     });
     settings.max_messages_per_hour = Some(40);
     settings.escalation_email = Some("a@b.example".into());
-    let ai = AiConfig { provider: AiProvider::Compatible, base_url: "http://localhost:11434/v1".into(), model: "llama3".into() };
+    let ai = AiConfig {
+        provider: AiProvider::Compatible,
+        base_url: "http://localhost:11434/v1".into(),
+        model: "llama3".into(),
+    };
     let mut plan: Plan<parley::crypto::Sealed> = Plan::default();
     plan.settings = Some(settings.clone());
     plan.ai = Some(Change::Set(ai.clone()));
-    plan.training.update = vec![TrainingItem { answer: "new answer".into(), ..faqs[0].clone() }];
+    plan.training.update = vec![TrainingItem {
+        answer: "new answer".into(),
+        ..faqs[0].clone()
+    }];
     plan.training.delete = vec![faqs[1].id];
     plan.secrets = vec![(WHATSAPP_ACCESS_TOKEN, Change::Remove)];
-    store.update_tenant(a.id, a.revision, &plan, Utc::now()).await.unwrap();
+    store
+        .update_tenant(a.id, a.revision, &plan, Utc::now())
+        .await
+        .unwrap();
     let state = store.load_tenant_state(a.id).await.unwrap().unwrap();
     assert_eq!(state.settings, Some(settings));
     assert_eq!(state.ai, Some(ai));
@@ -241,32 +412,65 @@ async fn the_whole_state_round_trips_and_updates_keep_ids(db: Db) {
     assert_eq!(state.training[0].id, faqs[0].id);
     assert_eq!(state.training[0].answer, "new answer");
     assert!(store.list_secrets(a.id).await.unwrap().is_empty());
-    assert!(store.load_tenant_state(TenantId::new()).await.unwrap().is_none());
+    assert!(
+        store
+            .load_tenant_state(TenantId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn deleting_a_tenant_removes_everything_it_owns(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
     let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
     store.delete_tenant(a.id).await.unwrap();
-    for table in ["tenant_secrets", "channel_accounts", "control_settings", "templates", "training_items"] {
+    for table in [
+        "tenant_secrets",
+        "channel_accounts",
+        "control_settings",
+        "templates",
+        "training_items",
+    ] {
         let total = db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
         assert!(total >= 1, "{table} still holds beta's rows");
         let sql = match db.kind {
-            Db::Sqlite => format!("SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"),
-            Db::Postgres => format!("SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"),
+            Db::Sqlite => format!(
+                "SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"
+            ),
+            Db::Postgres => format!(
+                "SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"
+            ),
         };
-        assert_eq!(db.count(&sql).await, 0, "{table} kept rows of the deleted tenant");
+        assert_eq!(
+            db.count(&sql).await,
+            0,
+            "{table} kept rows of the deleted tenant"
+        );
     }
-    assert!(store.find_tenant_by_channel_account(Channel::Whatsapp, "111").await.unwrap().is_none());
+    assert!(
+        store
+            .find_tenant_by_channel_account(Channel::Whatsapp, "111")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.list_training_items(b.id).await.unwrap().len(), 2);
-    assert!(matches!(store.delete_tenant(a.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.delete_tenant(a.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn secrets_are_paged_replaced_only_when_unchanged_and_counted_by_key(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let (keys, _) = key_ring();
     for i in 0..5 {
@@ -291,9 +495,17 @@ async fn secrets_are_paged_replaced_only_when_unchanged_and_counted_by_key(db: D
     let (new_keys, _) = key_ring();
     let plain = keys.open(rec.tenant_id, &rec.name, &rec.sealed).unwrap();
     let resealed = new_keys.seal(rec.tenant_id, &rec.name, &plain);
-    assert!(store.replace_secret(rec, &resealed, Utc::now()).await.unwrap());
     assert!(
-        !store.replace_secret(rec, &resealed, Utc::now()).await.unwrap(),
+        store
+            .replace_secret(rec, &resealed, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_secret(rec, &resealed, Utc::now())
+            .await
+            .unwrap(),
         "a value that changed meanwhile is not overwritten"
     );
     let mut counts = store.count_secrets_by_key().await.unwrap();
@@ -302,20 +514,36 @@ async fn secrets_are_paged_replaced_only_when_unchanged_and_counted_by_key(db: D
 }
 
 async fn migrations_go_down_and_up_again(db: Db) {
-    let Some(db) = TestDb::new(db).await else { return };
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
     let store = db.store().await;
     let status = store.migration_status().await.unwrap();
     assert!(!status.is_empty() && status.iter().all(|m| m.applied));
-    let reverted = store.migrate_down().await.unwrap().expect("one migration reverted");
+    let reverted = store
+        .migrate_down()
+        .await
+        .unwrap()
+        .expect("one migration reverted");
     assert_eq!(reverted.version, status.last().unwrap().version);
     let after = store.migration_status().await.unwrap();
     assert!(!after.last().unwrap().applied);
     if status.len() == 1 {
-        assert!(store.list_tenants().await.is_err(), "the tenants table is gone");
+        assert!(
+            store.list_tenants().await.is_err(),
+            "the tenants table is gone"
+        );
         assert!(store.migrate_down().await.unwrap().is_none());
     }
     store.migrate_up().await.unwrap();
-    assert!(store.migration_status().await.unwrap().iter().all(|m| m.applied));
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
     assert!(store.list_tenants().await.unwrap().is_empty());
 }
 

@@ -17,7 +17,7 @@ pub enum KeysCommand {
     #[command(after_help = "Example:\n  export PARLEY_MASTER_KEY=$(parley keys generate)")]
     Generate,
     /// Re-seal every tenant secret under the active key (PARLEY_MASTER_KEY).
-    #[command(after_help = "Rotating the master key:\n\
+    #[command(after_help = "Example: rotating the master key\n\
         1. keep the current key:  OLD=$PARLEY_MASTER_KEY\n\
         2. make a new one:        export PARLEY_MASTER_KEY=$(parley keys generate)\n\
         3. give the old one too:  export PARLEY_PREVIOUS_MASTER_KEYS=$OLD\n\

@@ -10,13 +10,17 @@ use crate::store;
 #[derive(Subcommand, Debug)]
 pub enum MigrateCommand {
     /// Apply every pending migration.
-    #[command(after_help = "Example:\n  DATABASE_URL=postgres://parley@db/parley parley migrate up\n\n\
-        `parley serve` and the tenant commands also do this at start unless PARLEY_AUTO_MIGRATE=false.")]
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://parley@db/parley parley migrate up\n\n\
+        `parley serve` and the tenant commands also do this at start unless PARLEY_AUTO_MIGRATE=false."
+    )]
     Up,
     /// Revert the last applied migration (drops what it created: data in it is lost).
-    #[command(after_help = "Example:\n  parley migrate down && parley migrate status\n\n\
+    #[command(
+        after_help = "Example:\n  parley migrate down && parley migrate status\n\n\
         Run with PARLEY_AUTO_MIGRATE=false for the commands that follow if the database should\n\
-        stay at the older version; otherwise the next command re-applies it.")]
+        stay at the older version; otherwise the next command re-applies it."
+    )]
     Down,
     /// List every migration and whether it is applied.
     #[command(after_help = "Example:\n  parley migrate status")]

@@ -30,9 +30,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server: webhooks, health checks, workers.
-    #[command(after_help = "Example:\n  DATABASE_URL=sqlite://data/parley.db parley serve\n\n\
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=sqlite://data/parley.db parley serve\n\n\
         Applies pending migrations, then listens on PARLEY_BIND. GET /healthz answers when the\n\
-        process is up, GET /readyz when the database answers. Stops cleanly on Ctrl-C or SIGTERM.")]
+        process is up, GET /readyz when the database answers. Stops cleanly on Ctrl-C or SIGTERM."
+    )]
     Serve,
     /// Apply, revert or list database migrations.
     #[command(subcommand)]
@@ -59,8 +61,15 @@ pub fn main() -> ExitCode {
         Command::Serve => "info",
         _ => "warn",
     };
-    telemetry::init(config.log_format, config.log_filter.as_deref(), default_filter);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    telemetry::init(
+        config.log_format,
+        config.log_filter.as_deref(),
+        default_filter,
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -89,9 +98,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let bind = config.bind;
     let state = crate::app::AppState::build(config).await?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding {bind} (is another process using it? set PARLEY_BIND)"))?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("binding {bind} (is another process using it? set PARLEY_BIND)")
+    })?;
     crate::app::run(state, listener, crate::app::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

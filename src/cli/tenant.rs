@@ -68,7 +68,8 @@ pub enum TenantCommand {
 fn read_bundle(file: &PathBuf) -> anyhow::Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading standard input")?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading standard input")?;
         return Ok(s);
     }
     std::fs::read_to_string(file).with_context(|| format!("reading the bundle {}", file.display()))
@@ -98,7 +99,10 @@ pub async fn run(cmd: TenantCommand, config: Config) -> anyhow::Result<ExitCode>
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(ProvisionError::Invalid(errs)) => {
-                    eprintln!("error: {} is not a valid tenant bundle; nothing was written:", file.display());
+                    eprintln!(
+                        "error: {} is not a valid tenant bundle; nothing was written:",
+                        file.display()
+                    );
                     for e in &errs.0 {
                         eprintln!("  {e}");
                     }
@@ -140,7 +144,8 @@ pub async fn run(cmd: TenantCommand, config: Config) -> anyhow::Result<ExitCode>
             output,
         } => {
             let keys = config.key_ring()?;
-            let bundle = provisioning::export_bundle(store.as_ref(), &keys, &slug, with_secrets).await?;
+            let bundle =
+                provisioning::export_bundle(store.as_ref(), &keys, &slug, with_secrets).await?;
             let text = serde_json::to_string_pretty(&bundle)? + "\n";
             match output {
                 Some(path) => {

@@ -327,7 +327,10 @@ fn check_secret(e: &mut Errors, path: &str, s: &Option<BundleSecret>) {
     if let Some(s) = s {
         let v = s.0.expose_secret();
         if v.trim().is_empty() {
-            e.add(path, "must not be empty (leave it out to keep the stored value)");
+            e.add(
+                path,
+                "must not be empty (leave it out to keep the stored value)",
+            );
         } else if v.chars().any(char::is_whitespace) {
             e.add(path, "must not contain spaces or line breaks");
         }
@@ -439,8 +442,8 @@ fn validate_ai(e: &mut Errors, a: AiBundle) -> Option<(AiConfig, Option<BundleSe
             String::new()
         }
     };
-    if !base_url.is_empty() && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
-    {
+    let is_http = base_url.starts_with("http://") || base_url.starts_with("https://");
+    if !base_url.is_empty() && !is_http {
         e.add("ai.base_url", "must start with http:// or https://");
     }
     check_text(e, "ai.model", &a.model, 200);
@@ -476,7 +479,10 @@ fn validate_settings(e: &mut Errors, s: SettingsBundle) -> ControlSettings {
     }
     for (name, v) in [
         ("max_messages_per_hour", s.max_messages_per_hour),
-        ("max_messages_per_user_per_day", s.max_messages_per_user_per_day),
+        (
+            "max_messages_per_user_per_day",
+            s.max_messages_per_user_per_day,
+        ),
     ] {
         if let Some(v) = v
             && v < 1
@@ -492,10 +498,16 @@ fn validate_settings(e: &mut Errors, s: SettingsBundle) -> ControlSettings {
         let end = parse_time_of_day(&q.end);
         let policy = QuietPolicy::parse(&q.policy);
         if start.is_none() {
-            e.add("settings.quiet_hours.start", "must be a time of day like \"22:00\"");
+            e.add(
+                "settings.quiet_hours.start",
+                "must be a time of day like \"22:00\"",
+            );
         }
         if end.is_none() {
-            e.add("settings.quiet_hours.end", "must be a time of day like \"08:00\"");
+            e.add(
+                "settings.quiet_hours.end",
+                "must be a time of day like \"08:00\"",
+            );
         }
         if policy.is_none() {
             e.add(
@@ -520,16 +532,16 @@ fn validate_settings(e: &mut Errors, s: SettingsBundle) -> ControlSettings {
             for (i, c) in cats.iter().enumerate() {
                 let c = c.trim().to_lowercase();
                 if c.is_empty() {
-                    e.add(format!("settings.escalation.categories[{i}]"), "must not be empty");
+                    e.add(
+                        format!("settings.escalation.categories[{i}]"),
+                        "must not be empty",
+                    );
                 } else if !out.contains(&c) {
                     out.push(c);
                 }
             }
             if let Some(p) = &esc.phone
-                && !(p.starts_with('+')
-                    && p.len() >= 9
-                    && p.len() <= 16
-                    && all_digits(&p[1..]))
+                && !(p.starts_with('+') && p.len() >= 9 && p.len() <= 16 && all_digits(&p[1..]))
             {
                 e.add(
                     "settings.escalation.phone",
@@ -646,7 +658,10 @@ fn validate_faqs(e: &mut Errors, fs: Vec<FaqBundle>) -> Vec<TrainingSpec> {
             question: f.question.trim().to_string(),
             answer: f.answer.trim().to_string(),
             examples: f.examples.iter().map(|x| x.trim().to_string()).collect(),
-            category: f.category.map(|c| c.trim().to_string()).filter(|c| !c.is_empty()),
+            category: f
+                .category
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
             priority: f.priority,
             active: f.active,
         });
@@ -688,8 +703,14 @@ mod tests {
             "settings":{"confidence_threshold":1.5},
             "faqs":[{"question":"a","answer":"x"},{"question":"b","answer":"x"},{"question":"c","answer":"x"},{"question":"d","answer":"  "}]}"#,
         );
-        assert!(errs.contains(&"faqs[3].answer: must not be empty".to_string()), "{errs:?}");
-        assert!(errs.contains(&"timezone: unknown IANA time zone \"Mars/Base\"".to_string()), "{errs:?}");
+        assert!(
+            errs.contains(&"faqs[3].answer: must not be empty".to_string()),
+            "{errs:?}"
+        );
+        assert!(
+            errs.contains(&"timezone: unknown IANA time zone \"Mars/Base\"".to_string()),
+            "{errs:?}"
+        );
         assert!(
             errs.contains(&"settings.confidence_threshold: must be between 0 and 1".to_string()),
             "{errs:?}"
@@ -700,9 +721,17 @@ mod tests {
     #[test]
     fn a_wrong_type_or_unknown_field_names_its_path() {
         let errs = errors(r#"{"slug":"ok","name":"N","settings":{"confidence_threshold":"high"}}"#);
-        assert!(errs[0].starts_with("settings.confidence_threshold: invalid type"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("settings.confidence_threshold: invalid type"),
+            "{errs:?}"
+        );
         let errs = errors(r#"{"slug":"ok","name":"N","faqs":[{"questoin":"x"}]}"#);
-        assert!(errs[0].starts_with("faqs[0]: unknown field `questoin`"), "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "faqs[0].questoin: unknown field `questoin`, expected one of `question`"
+            ),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -711,8 +740,15 @@ mod tests {
             r#"{"slug":"ok","name":"N","faqs":[{"question":"Hours?","answer":"a"},{"question":" hours? ","answer":"b"}],
             "templates":[{"name":"a","system_prompt":"p","is_default":true},{"name":"b","system_prompt":"p","is_default":true}]}"#,
         );
-        assert!(errs.contains(&"faqs[1].question: duplicate of faqs[0].question".into()), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("templates[1].is_default")), "{errs:?}");
+        assert!(
+            errs.contains(&"faqs[1].question: duplicate of faqs[0].question".into()),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("templates[1].is_default")),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -729,7 +765,10 @@ mod tests {
             "settings.escalation.phone",
             "settings.escalation.email",
         ] {
-            assert!(errs.iter().any(|e| e.starts_with(p)), "{p} missing in {errs:?}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(p)),
+                "{p} missing in {errs:?}"
+            );
         }
     }
 

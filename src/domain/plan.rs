@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::bundle::{BundleErrors, BundleSecret, FieldError, TemplateSpec, TrainingSpec, ValidBundle};
+use super::bundle::{
+    BundleErrors, BundleSecret, FieldError, TemplateSpec, TrainingSpec, ValidBundle,
+};
 use super::tenant::*;
 use super::{TemplateId, TrainingItemId};
 
@@ -124,8 +126,14 @@ impl<S> Plan<S> {
             out.push("settings: updated".into());
         }
         for (name, c) in [
-            ("whatsapp account", self.whatsapp.as_ref().map(|c| matches!(c, Change::Set(_)))),
-            ("ai config", self.ai.as_ref().map(|c| matches!(c, Change::Set(_)))),
+            (
+                "whatsapp account",
+                self.whatsapp.as_ref().map(|c| matches!(c, Change::Set(_))),
+            ),
+            (
+                "ai config",
+                self.ai.as_ref().map(|c| matches!(c, Change::Set(_))),
+            ),
         ] {
             match c {
                 Some(true) => out.push(format!("{name}: set")),
@@ -141,11 +149,28 @@ impl<S> Plan<S> {
             out.push(format!("secret {field}: {what}"));
         }
         for (name, n) in [
-            ("templates", (self.templates.insert.len(), self.templates.update.len(), self.templates.delete.len())),
-            ("faqs", (self.training.insert.len(), self.training.update.len(), self.training.delete.len())),
+            (
+                "templates",
+                (
+                    self.templates.insert.len(),
+                    self.templates.update.len(),
+                    self.templates.delete.len(),
+                ),
+            ),
+            (
+                "faqs",
+                (
+                    self.training.insert.len(),
+                    self.training.update.len(),
+                    self.training.delete.len(),
+                ),
+            ),
         ] {
             if n != (0, 0, 0) {
-                out.push(format!("{name}: {} added, {} updated, {} removed", n.0, n.1, n.2));
+                out.push(format!(
+                    "{name}: {} added, {} updated, {} removed",
+                    n.0, n.1, n.2
+                ));
             }
         }
         out
@@ -222,7 +247,11 @@ pub fn plan(
             if cur_wa.is_some() {
                 p.whatsapp = Some(Change::Remove);
             }
-            for field in [WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN] {
+            for field in [
+                WHATSAPP_ACCESS_TOKEN,
+                WHATSAPP_APP_SECRET,
+                WHATSAPP_VERIFY_TOKEN,
+            ] {
                 if stored_secrets.contains_key(field) {
                     p.secrets.push((field, Change::Remove));
                 }
@@ -236,7 +265,14 @@ pub fn plan(
             if cur_ai != Some(&ai) {
                 p.ai = Some(Change::Set(ai));
             }
-            plan_secret(&mut p, &mut errors, AI_API_KEY, key, stored_secrets, required);
+            plan_secret(
+                &mut p,
+                &mut errors,
+                AI_API_KEY,
+                key,
+                stored_secrets,
+                required,
+            );
         }
         None => {
             if cur_ai.is_some() {
@@ -247,8 +283,14 @@ pub fn plan(
             }
         }
     }
-    p.templates = plan_templates(current.map(|c| c.templates.as_slice()).unwrap_or(&[]), desired.templates);
-    p.training = plan_training(current.map(|c| c.training.as_slice()).unwrap_or(&[]), desired.training);
+    p.templates = plan_templates(
+        current.map(|c| c.templates.as_slice()).unwrap_or(&[]),
+        desired.templates,
+    );
+    p.training = plan_training(
+        current.map(|c| c.training.as_slice()).unwrap_or(&[]),
+        desired.training,
+    );
     if errors.is_empty() {
         Ok(p)
     } else {
@@ -256,7 +298,10 @@ pub fn plan(
     }
 }
 
-fn plan_templates(current: &[Template], desired: Vec<TemplateSpec>) -> ItemChanges<Template, TemplateId> {
+fn plan_templates(
+    current: &[Template],
+    desired: Vec<TemplateSpec>,
+) -> ItemChanges<Template, TemplateId> {
     let by_name: HashMap<&str, &Template> = current.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut out = ItemChanges::default();
     let mut kept = Vec::new();
@@ -281,7 +326,11 @@ fn plan_templates(current: &[Template], desired: Vec<TemplateSpec>) -> ItemChang
             None => out.insert.push(t),
         }
     }
-    out.delete = current.iter().map(|t| t.id).filter(|id| !kept.contains(id)).collect();
+    out.delete = current
+        .iter()
+        .map(|t| t.id)
+        .filter(|id| !kept.contains(id))
+        .collect();
     out
 }
 
@@ -316,6 +365,10 @@ fn plan_training(
             None => out.insert.push(item),
         }
     }
-    out.delete = current.iter().map(|t| t.id).filter(|id| !kept.contains(id)).collect();
+    out.delete = current
+        .iter()
+        .map(|t| t.id)
+        .filter(|id| !kept.contains(id))
+        .collect();
     out
 }

@@ -29,6 +29,10 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
             async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>> {
                 Self::migrator().run(&self.pool).await?;
                 self.migration_status().await

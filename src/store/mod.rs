@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 
 use crate::crypto::Sealed;
 use crate::domain::plan::{Plan, TenantState};
-use crate::domain::{Channel, ControlSettings, Template, Tenant, TenantId, TrainingItem, TrainingItemId};
+use crate::domain::{
+    Channel, ControlSettings, Template, Tenant, TenantId, TrainingItem, TrainingItemId,
+};
 
 /// Errors the store reports; callers branch on the kind, never on database text.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,8 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Answers once the database can be reached.
     async fn ping(&self) -> StoreResult<()>;
+    /// Closes every connection; later calls fail as `Unavailable`.
+    async fn close(&self);
 
     // --- migrations ---
     async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>>;
@@ -102,7 +106,12 @@ pub trait Store: Send + Sync + 'static {
     // --- tenants ---
     /// Creates tenant `id` with everything in `plan` (whose profile must be set), in
     /// one transaction. A taken slug or phone number id is a `Conflict`.
-    async fn create_tenant(&self, id: TenantId, plan: &Plan<Sealed>, now: DateTime<Utc>) -> StoreResult<Tenant>;
+    async fn create_tenant(
+        &self,
+        id: TenantId,
+        plan: &Plan<Sealed>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Tenant>;
     /// Applies `plan` to tenant `id` in one transaction if its revision is still
     /// `expected_revision`; a row of another tenant named in the plan is `NotFound`
     /// and nothing is written.
@@ -116,7 +125,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
     async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
-    async fn set_tenant_active(&self, id: TenantId, active: bool, now: DateTime<Utc>) -> StoreResult<Tenant>;
+    async fn set_tenant_active(
+        &self,
+        id: TenantId,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Tenant>;
     /// Deletes a tenant and, by cascade, everything it owns.
     async fn delete_tenant(&self, id: TenantId) -> StoreResult<()>;
     /// The one lookup that crosses tenants: which tenant owns this provider account
@@ -147,7 +161,12 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<SecretRecord>>;
     /// Replaces a sealed value only if it still is `old`; false if it changed meanwhile.
-    async fn replace_secret(&self, record: &SecretRecord, new: &Sealed, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn replace_secret(
+        &self,
+        record: &SecretRecord,
+        new: &Sealed,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// How many secrets each key id seals.
     async fn count_secrets_by_key(&self) -> StoreResult<Vec<(String, i64)>>;
 }

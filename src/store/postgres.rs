@@ -34,7 +34,9 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .context("connecting to PostgreSQL (check DATABASE_URL and that the server is running)")?;
+            .context(
+                "connecting to PostgreSQL (check DATABASE_URL and that the server is running)",
+            )?;
         Ok(Self { pool })
     }
 

@@ -27,7 +27,13 @@ pub struct TestDb {
 /// The PostgreSQL server for tests, if configured. Set means required: an unreachable
 /// server fails the test, it is never skipped.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("PARLEY_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+    let url = std::env::var("PARLEY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if url.is_none() && std::env::var_os("PARLEY_TEST_REQUIRE_POSTGRES").is_some() {
+        panic!("PARLEY_TEST_REQUIRE_POSTGRES is set but PARLEY_TEST_POSTGRES_URL is not");
+    }
+    url
 }
 
 impl TestDb {
@@ -37,24 +43,38 @@ impl TestDb {
         match kind {
             Db::Sqlite => {
                 let url = format!("sqlite://{}/parley.db", dir.path().display());
-                Some(TestDb { kind, url, dir, schema: None })
+                Some(TestDb {
+                    kind,
+                    url,
+                    dir,
+                    schema: None,
+                })
             }
             Db::Postgres => {
                 let Some(base) = postgres_url() else {
-                    eprintln!("PARLEY_TEST_POSTGRES_URL is not set: this PostgreSQL test did not run");
+                    eprintln!(
+                        "PARLEY_TEST_POSTGRES_URL is not set: this PostgreSQL test did not run"
+                    );
                     return None;
                 };
                 let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
                     .await
-                    .unwrap_or_else(|e| panic!("PARLEY_TEST_POSTGRES_URL is set but unreachable: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("PARLEY_TEST_POSTGRES_URL is set but unreachable: {e}")
+                    });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                     .execute(&mut conn)
                     .await
                     .expect("create test schema");
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{sep}options[search_path]={schema}");
-                Some(TestDb { kind, url, dir, schema: Some((base, schema)) })
+                Some(TestDb {
+                    kind,
+                    url,
+                    dir,
+                    schema: Some((base, schema)),
+                })
             }
         }
     }
@@ -71,12 +91,24 @@ impl TestDb {
     pub async fn exec(&self, sql: &str) -> u64 {
         match self.kind {
             Db::Sqlite => {
-                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap().rows_affected()
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected()
             }
             Db::Postgres => {
-                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap().rows_affected()
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected()
             }
         }
     }
@@ -85,12 +117,22 @@ impl TestDb {
     pub async fn count(&self, sql: &str) -> i64 {
         match self.kind {
             Db::Sqlite => {
-                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap()
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
             }
             Db::Postgres => {
-                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await.unwrap();
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut c).await.unwrap()
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
             }
         }
     }
@@ -101,12 +143,19 @@ impl Drop for TestDb {
         if let Some((base, schema)) = self.schema.take() {
             // Best effort, on its own thread: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
-                    if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&base).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                            .execute(&mut c)
-                            .await;
+                    if let Ok(mut c) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&base).await
+                    {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA {schema} CASCADE"
+                        )))
+                        .execute(&mut c)
+                        .await;
                     }
                 });
             })
@@ -163,12 +212,12 @@ macro_rules! on_both_backends {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name(crate::common::Db::Sqlite).await
+                    super::$name($crate::common::Db::Sqlite).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if crate::common::postgres_url().is_some() {
-                        super::$name(crate::common::Db::Postgres).await
+                    if $crate::common::postgres_url().is_some() {
+                        super::$name($crate::common::Db::Postgres).await
                     } else {
                         eprintln!("PARLEY_TEST_POSTGRES_URL is not set: the PostgreSQL run of this test did not run");
                     }
@@ -176,4 +225,73 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+/// A running app on 127.0.0.1:0 against a test database; stops when dropped.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub state: parley::app::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(
+        db: &TestDb,
+        keys: std::sync::Arc<KeyRing>,
+        whatsapp_api_base: &str,
+    ) -> TestApp {
+        let mut config = test_config(&db.url);
+        config.whatsapp_api_base = whatsapp_api_base.to_string();
+        let state = parley::app::AppState::with_parts(config, db.store().await, keys);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(parley::app::run(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            state,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A configuration for tests: no environment read.
+pub fn test_config(db_url: &str) -> parley::config::Config {
+    parley::config::Config {
+        database_url: parley::config::DatabaseUrl::new(db_url),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        master_key: None,
+        previous_master_keys: Vec::new(),
+        whatsapp_api_base: "http://127.0.0.1:9/v25.0".into(),
+        log_format: parley::config::LogFormat::Pretty,
+        log_filter: None,
+        auto_migrate: true,
+        cache_ttl: std::time::Duration::from_secs(30),
+    }
 }

@@ -1,0 +1,431 @@
+//! The `parley` binary as an operator uses it: help texts, bundle errors, serve on
+//! SQLite with a generated key, a refused start on PostgreSQL without a key, and no
+//! secret in any log line, command output or the database file.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Db, TestDb, bundle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+
+fn parley(dir: &Path, db_url: &str, key: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db_url)
+        .env("PARLEY_LOG", "debug");
+    if let Some(k) = key {
+        cmd.env("PARLEY_MASTER_KEY", k);
+    }
+    cmd.output().expect("run parley")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn every_command_explains_itself_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let commands: &[&[&str]] = &[
+        &["serve"],
+        &["migrate", "up"],
+        &["migrate", "down"],
+        &["migrate", "status"],
+        &["tenant", "apply"],
+        &["tenant", "list"],
+        &["tenant", "show"],
+        &["tenant", "export"],
+        &["tenant", "enable"],
+        &["tenant", "disable"],
+        &["tenant", "delete"],
+        &["keys", "generate"],
+        &["keys", "rotate"],
+        &["keys", "status"],
+    ];
+    for c in commands {
+        let mut args = c.to_vec();
+        args.push("--help");
+        let out = parley(dir.path(), &url, None, &args);
+        assert!(out.status.success(), "{c:?}");
+        let help = text(&out);
+        assert!(
+            help.contains("Example"),
+            "{c:?} --help has no example:\n{help}"
+        );
+    }
+    let top = text(&parley(dir.path(), &url, None, &["--help"]));
+    for word in [
+        "serve",
+        "migrate",
+        "tenant",
+        "keys",
+        "DATABASE_URL",
+        "PARLEY_MASTER_KEY",
+    ] {
+        assert!(top.contains(word), "top-level help lacks {word}");
+    }
+}
+
+#[test]
+fn an_invalid_bundle_is_refused_naming_every_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let mut b = bundle("acme", "100000000000001", "EAAG-acme-very-secret-1");
+    b["timezone"] = serde_json::json!("Mars/Base");
+    b["faqs"][2]["answer"] = serde_json::json!(" ");
+    b["whatsapp"]["app_secret"] = serde_json::json!("has a space-supersecret");
+    std::fs::write(dir.path().join("bad.json"), b.to_string()).unwrap();
+    let out = parley(dir.path(), &url, None, &["tenant", "apply", "bad.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.json is not a valid tenant bundle; nothing was written"),
+        "{err}"
+    );
+    assert!(
+        err.contains("timezone: unknown IANA time zone \"Mars/Base\""),
+        "{err}"
+    );
+    assert!(err.contains("faqs[2].answer: must not be empty"), "{err}");
+    assert!(
+        err.contains("whatsapp.app_secret: must not contain spaces"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("supersecret") && !err.contains("EAAG-acme-very-secret-1"),
+        "{err}"
+    );
+    let list = parley(dir.path(), &url, None, &["tenant", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("no tenants yet"));
+
+    let out = parley(dir.path(), &url, None, &["tenant", "show", "ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no tenant with slug \"ghost\""));
+}
+
+/// Runs a full operator session with debug logs and returns everything printed.
+fn operator_session(dir: &Path, url: &str, key: Option<&str>) -> String {
+    let mut all = String::new();
+    std::fs::write(
+        dir.join("acme.json"),
+        bundle("acme", "100000000000001", "EAAG-acme-very-secret-1").to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bolt.json"),
+        bundle("bolt", "100000000000002", "EAAG-bolt-very-secret-2").to_string(),
+    )
+    .unwrap();
+    for args in [
+        &["tenant", "apply", "acme.json"][..],
+        &["tenant", "apply", "bolt.json"],
+        &["tenant", "apply", "acme.json"],
+        &["tenant", "list"],
+        &["tenant", "show", "acme"],
+        &["tenant", "export", "bolt"],
+        &["tenant", "disable", "bolt"],
+        &["keys", "status"],
+        &["keys", "rotate"],
+        &["migrate", "status"],
+    ] {
+        let out = parley(dir, url, key, args);
+        assert!(out.status.success(), "{args:?} failed: {}", text(&out));
+        all.push_str(&text(&out));
+    }
+    all
+}
+
+const SECRETS: [&str; 8] = [
+    "EAAG-acme-very-secret-1",
+    "EAAG-bolt-very-secret-2",
+    "appsecret-acme-0123456789",
+    "appsecret-bolt-0123456789",
+    "verify-acme-0123456789",
+    "verify-bolt-0123456789",
+    "sk-or-acme-abcdefghijklmnop",
+    "sk-or-bolt-abcdefghijklmnop",
+];
+
+#[test]
+fn no_secret_appears_in_logs_command_output_or_the_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/parley.db", dir.path().display());
+    let mut all = operator_session(dir.path(), &url, None);
+    all.push_str(&serve_and_probe(dir.path(), &url, None));
+    assert!(
+        all.contains("DEBUG") || all.contains("debug"),
+        "debug logging was on"
+    );
+    for s in SECRETS {
+        assert!(!all.contains(s), "{s} leaked into the output:\n{all}");
+    }
+    let mut bytes = Vec::new();
+    for f in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("parley.db")
+        {
+            bytes.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    assert!(bytes.len() > 10_000);
+    for s in SECRETS {
+        assert!(
+            !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+            "{s} is readable in the database file"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_logs_or_output_on_postgres() {
+    let Some(db) = TestDb::new(Db::Postgres).await else {
+        return;
+    };
+    let key = parley::crypto::generate_key_b64();
+    let key = secrecy::ExposeSecret::expose_secret(&key).to_string();
+    let dir = db.dir.path().to_path_buf();
+    let url = db.url.clone();
+    let all = tokio::task::spawn_blocking(move || operator_session(&dir, &url, Some(&key)))
+        .await
+        .unwrap();
+    for s in SECRETS {
+        assert!(!all.contains(s), "{s} leaked into the output:\n{all}");
+    }
+    let stored = db.count("SELECT COUNT(*) FROM tenant_secrets").await;
+    assert_eq!(stored, 8);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `parley serve`, checks /healthz and /readyz, stops it with SIGTERM and
+/// returns what it printed.
+fn serve_and_probe(dir: &Path, url: &str, key: Option<&str>) -> String {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("DATABASE_URL", url)
+        .env("PARLEY_BIND", format!("127.0.0.1:{port}"))
+        .env("PARLEY_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = key {
+        cmd.env("PARLEY_MASTER_KEY", k);
+    }
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking_client();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Some(200) = client(&format!("{base}/readyz")) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready, "parley serve did not become ready");
+    assert_eq!(client(&format!("{base}/healthz")), Some(200));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "serve did not exit cleanly on SIGTERM: {}",
+        text(&out)
+    );
+    text(&out)
+}
+
+/// A tiny blocking GET (std only), returning the status code.
+mod reqwest {
+    use std::io::{Read, Write};
+
+    pub fn blocking_client() -> impl Fn(&str) -> Option<u16> {
+        |url: &str| {
+            let rest = url.strip_prefix("http://")?;
+            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+            let mut s = std::net::TcpStream::connect(host).ok()?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).ok()?;
+            buf.split_whitespace().nth(1)?.parse().ok()
+        }
+    }
+}
+
+#[test]
+fn serve_on_sqlite_generates_a_private_key_file_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/parley.db", dir.path().display());
+    let out = serve_and_probe(dir.path(), &url, None);
+    assert!(out.contains("GENERATED A NEW MASTER KEY"), "{out}");
+    assert!(out.contains("shutdown signal received"), "{out}");
+    let key_file = dir.path().join("data/master.key");
+    let meta = std::fs::metadata(&key_file).expect("key file created");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!out.contains(key.trim()), "the key itself is never printed");
+    // A second start reuses the key instead of making another.
+    serve_and_probe(dir.path(), &url, None);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+}
+
+#[tokio::test]
+async fn on_postgres_a_missing_master_key_stops_start_up_with_how_to_make_one() {
+    let Some(db) = TestDb::new(Db::Postgres).await else {
+        return;
+    };
+    let out = parley(db.dir.path(), &db.url, None, &["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PARLEY_MASTER_KEY is not set"), "{err}");
+    assert!(err.contains("parley keys generate"), "{err}");
+}
+
+#[test]
+fn a_bad_master_key_or_database_url_gets_a_fix_it_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let out = parley(dir.path(), &url, Some("c2hvcnQ="), &["tenant", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("PARLEY_MASTER_KEY must be base64 of 32 bytes, got 5 bytes"),
+        "{}",
+        text(&out)
+    );
+    let out = parley(dir.path(), "mysql://x", None, &["tenant", "list"]);
+    assert!(
+        text(&out).contains("DATABASE_URL must start with sqlite: or postgres:"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn migrate_down_reverts_and_up_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let up = parley(dir.path(), &url, None, &["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let status =
+        String::from_utf8_lossy(&parley(dir.path(), &url, None, &["migrate", "status"]).stdout)
+            .to_string();
+    assert!(status.lines().all(|l| l.contains("applied")), "{status}");
+    let down = parley(dir.path(), &url, None, &["migrate", "down"]);
+    assert!(
+        String::from_utf8_lossy(&down.stdout).starts_with("reverted "),
+        "{}",
+        text(&down)
+    );
+    let status =
+        String::from_utf8_lossy(&parley(dir.path(), &url, None, &["migrate", "status"]).stdout)
+            .to_string();
+    assert!(
+        status.lines().last().unwrap().contains("pending"),
+        "{status}"
+    );
+    let up = parley(dir.path(), &url, None, &["migrate", "up"]);
+    assert!(
+        String::from_utf8_lossy(&up.stdout).contains("applied 1 migration"),
+        "{}",
+        text(&up)
+    );
+}
+
+#[test]
+fn export_then_apply_round_trips_through_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    std::fs::write(
+        dir.path().join("acme.json"),
+        bundle("acme", "100000000000001", "EAAG-acme-very-secret-1").to_string(),
+    )
+    .unwrap();
+    assert!(
+        parley(dir.path(), &url, None, &["tenant", "apply", "acme.json"])
+            .status
+            .success()
+    );
+    let out = parley(
+        dir.path(),
+        &url,
+        None,
+        &["tenant", "export", "acme", "-o", "exported.json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let again = parley(
+        dir.path(),
+        &url,
+        None,
+        &["tenant", "apply", "exported.json"],
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout).starts_with("unchanged: tenant acme"),
+        "{}",
+        text(&again)
+    );
+    let secret_out = parley(
+        dir.path(),
+        &url,
+        None,
+        &[
+            "tenant",
+            "export",
+            "acme",
+            "--with-secrets",
+            "-o",
+            "full.json",
+        ],
+    );
+    assert!(secret_out.status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("full.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        std::fs::read_to_string(dir.path().join("full.json"))
+            .unwrap()
+            .contains("EAAG-acme-very-secret-1")
+    );
+}
