@@ -74,11 +74,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = ?state.store.backend(), "parley is listening");
-    axum::serve(listener, crate::api::router(state.clone()))
+    let (stop_workers, stop) = tokio::sync::watch::channel(false);
+    let workers = crate::workers::spawn_all(&state, stop);
+    let served = axum::serve(listener, crate::api::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    let _ = stop_workers.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     state.store.close().await;
+    served?;
     tracing::info!("parley stopped");
     Ok(())
 }

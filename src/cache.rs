@@ -194,6 +194,28 @@ impl TenantCache {
         self.get(id).await
     }
 
+    /// Drops every cached tenant whose revision in the database differs from the cached
+    /// one (changed or deleted by another process, e.g. `parley tenant apply`).
+    /// Returns how many were dropped.
+    pub async fn sync_with_store(&self) -> Result<usize, StoreError> {
+        let current: std::collections::HashMap<TenantId, i64> = self
+            .store
+            .list_tenant_revisions()
+            .await?
+            .into_iter()
+            .collect();
+        let stale: Vec<TenantId> = self
+            .by_id
+            .iter()
+            .filter(|(id, ctx)| current.get(id) != Some(&ctx.tenant.revision))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &stale {
+            self.invalidate(*id).await;
+        }
+        Ok(stale.len())
+    }
+
     /// Drops everything cached about tenant `id`; the next lookup reloads it.
     pub async fn invalidate(&self, id: TenantId) {
         self.by_id.invalidate(&id).await;

@@ -360,7 +360,8 @@ async fn the_tenant_cache_serves_opened_secrets_by_id_and_by_phone_number_id(db:
             .expose_secret(),
         "EAAG-acme-token-123456"
     );
-    cache.invalidate(t.id).await;
+    // A change made elsewhere (here: straight through the store) is seen by the sync.
+    assert_eq!(cache.sync_with_store().await.unwrap(), 1);
     let fresh = cache.get(t.id).await.unwrap().unwrap();
     assert_eq!(
         fresh

@@ -429,3 +429,42 @@ fn export_then_apply_round_trips_through_files() {
             .contains("EAAG-acme-very-secret-1")
     );
 }
+
+#[test]
+fn logs_are_json_lines_with_parley_log_format_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/p.db", dir.path().display());
+    let out = Command::new(BIN)
+        .args(["tenant", "list"])
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("PARLEY_LOG_FORMAT", "json")
+        .env("PARLEY_MASTER_KEY", "")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // tenant list opens no key; `keys status` does, and warns that it generated one.
+    let out = Command::new(BIN)
+        .args(["keys", "status"])
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("PARLEY_LOG_FORMAT", "json")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty(), "a warning was expected");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert_eq!(v["level"], "WARN");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("GENERATED A NEW MASTER KEY")
+        );
+    }
+}

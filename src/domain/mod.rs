@@ -3,6 +3,7 @@
 
 pub mod bundle;
 mod ids;
+pub mod message;
 pub mod plan;
 mod tenant;
 

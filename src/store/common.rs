@@ -156,6 +156,13 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Tenant::from).collect())
             }
 
+            async fn list_tenant_revisions(&self) -> StoreResult<Vec<(TenantId, i64)>> {
+                let rows: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, revision FROM tenants")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(id, r)| (TenantId(id), r)).collect())
+            }
+
             async fn set_tenant_active(&self, id: TenantId, active: bool, now: DateTime<Utc>) -> StoreResult<Tenant> {
                 let sql = format!(
                     "UPDATE tenants SET active = $2, revision = revision + 1, updated_at = $3 \

@@ -125,6 +125,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
     async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Every tenant's id and revision: lets a cache see changes made by other processes.
+    async fn list_tenant_revisions(&self) -> StoreResult<Vec<(TenantId, i64)>>;
     async fn set_tenant_active(
         &self,
         id: TenantId,
