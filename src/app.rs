@@ -8,10 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use tokio::sync::Notify;
+
 use crate::cache::TenantCache;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::KeyRing;
 use crate::store::{self, Store};
+use crate::workers::shaper::RateShaper;
 
 /// What every handler and worker shares. Cheap to clone.
 #[derive(Clone)]
@@ -22,6 +26,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// One HTTP client for every outbound call (connection pooling, timeouts).
     pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+    /// Wakes the inbox worker when a webhook stored something.
+    pub wake_pipeline: Arc<Notify>,
+    /// Wakes the sender when the pipeline queued a reply.
+    pub wake_sender: Arc<Notify>,
+    pub shaper: Arc<RateShaper>,
 }
 
 /// Opens the database named in `config`, applying pending migrations if
@@ -52,7 +62,8 @@ impl AppState {
         let cache = TenantCache::new(store.clone(), keys.clone(), config.cache_ttl);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(20))
+            .pool_max_idle_per_host(256)
             .build()
             .expect("the TLS backend is built in");
         Self {
@@ -61,6 +72,10 @@ impl AppState {
             keys,
             config: Arc::new(config),
             http,
+            clock: Arc::new(SystemClock),
+            wake_pipeline: Arc::new(Notify::new()),
+            wake_sender: Arc::new(Notify::new()),
+            shaper: Arc::new(RateShaper::default()),
         }
     }
 }

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use crate::crypto::{CryptoError, KeyRing};
 use crate::domain::secret_field::*;
 use crate::domain::*;
+use crate::faq::FaqSet;
 use crate::store::{SecretRecord, Store, StoreError};
 
 /// A tenant's WhatsApp account with its opened credentials.
@@ -37,6 +38,8 @@ pub struct TenantContext {
     pub ai: Option<AiContext>,
     pub templates: Vec<Template>,
     pub training: Vec<TrainingItem>,
+    /// The FAQ matcher over `training`, rebuilt whenever the context is reloaded.
+    pub faq: FaqSet,
 }
 
 /// Why a tenant's context could not be loaded.
@@ -114,6 +117,7 @@ impl TenantContext {
             None => None,
         };
         Ok(Some(TenantContext {
+            faq: FaqSet::build(&state.training),
             settings: state.settings.unwrap_or_default(),
             tenant: state.tenant,
             whatsapp,
@@ -131,6 +135,7 @@ pub struct TenantCache {
     keys: Arc<KeyRing>,
     by_id: Cache<TenantId, Arc<TenantContext>>,
     routes: Cache<(Channel, String), TenantId>,
+    slugs: Cache<String, TenantId>,
 }
 
 impl TenantCache {
@@ -143,6 +148,11 @@ impl TenantCache {
                 .time_to_live(ttl)
                 .build(),
             routes: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+            slugs: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .support_invalidation_closures()
@@ -194,6 +204,27 @@ impl TenantCache {
         self.get(id).await
     }
 
+    /// The context of the tenant with this slug (webhook paths name tenants by slug).
+    pub async fn get_by_slug(
+        &self,
+        slug: &str,
+    ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
+        let id = match self.slugs.get(slug).await {
+            Some(id) => id,
+            None => {
+                let found = self
+                    .store
+                    .find_tenant_by_slug(slug)
+                    .await
+                    .map_err(|e| Arc::new(ContextError::Store(e)))?;
+                let Some(t) = found else { return Ok(None) };
+                self.slugs.insert(slug.to_string(), t.id).await;
+                t.id
+            }
+        };
+        self.get(id).await
+    }
+
     /// Drops every cached tenant whose revision in the database differs from the cached
     /// one (changed or deleted by another process, e.g. `parley tenant apply`).
     /// Returns how many were dropped.
@@ -221,5 +252,6 @@ impl TenantCache {
         self.by_id.invalidate(&id).await;
         // Only fails when closures are not enabled, and they are (see `new`).
         let _ = self.routes.invalidate_entries_if(move |_, v| *v == id);
+        let _ = self.slugs.invalidate_entries_if(move |_, v| *v == id);
     }
 }

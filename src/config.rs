@@ -97,6 +97,26 @@ pub struct Config {
     pub auto_migrate: bool,
     /// How long a tenant's loaded context may be served from memory.
     pub cache_ttl: Duration,
+    /// How often idle workers look for work they were not woken for.
+    pub poll_interval: Duration,
+    /// How long a claimed message stays with its worker before another may take it.
+    pub work_lease: Duration,
+    /// First retry delay of a failed send (doubled per attempt, with jitter).
+    pub retry_base: Duration,
+    /// Send attempts before a message is given up (dead-lettered).
+    pub max_send_attempts: i64,
+    /// Run the inbox and outbox workers in this process (off: webhooks and API only).
+    pub run_workers: bool,
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match var(name)? {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a whole number, got {v:?}")),
+        None => Ok(default),
+    }
 }
 
 /// Reads a variable, or the file named by `NAME_FILE` (trailing newline dropped).
@@ -179,15 +199,20 @@ impl Config {
             Some(v) => parse_bool("PARLEY_AUTO_MIGRATE", &v)?,
             None => true,
         };
-        let cache_ttl = match var("PARLEY_CACHE_TTL_SECONDS")? {
-            Some(v) => Duration::from_secs(v.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "PARLEY_CACHE_TTL_SECONDS must be a whole number of seconds, got {v:?}"
-                )
-            })?),
-            None => Duration::from_secs(30),
+        let cache_ttl = Duration::from_secs(number("PARLEY_CACHE_TTL_SECONDS", 30)?);
+        let poll_interval = Duration::from_millis(number("PARLEY_POLL_INTERVAL_MS", 500)?.max(10));
+        let work_lease = Duration::from_secs(number("PARLEY_WORK_LEASE_SECONDS", 30)?.max(1));
+        let retry_base = Duration::from_millis(number("PARLEY_RETRY_BASE_MS", 1000)?);
+        let max_send_attempts: i64 = number("PARLEY_MAX_SEND_ATTEMPTS", 8)?;
+        if max_send_attempts < 1 {
+            bail!("PARLEY_MAX_SEND_ATTEMPTS must be at least 1");
+        }
+        let run_workers = match var("PARLEY_WORKERS")? {
+            Some(v) => parse_bool("PARLEY_WORKERS", &v)?,
+            None => true,
         };
         Ok(Self {
+            run_workers,
             database_url,
             bind,
             master_key,
@@ -197,6 +222,10 @@ impl Config {
             log_filter,
             auto_migrate,
             cache_ttl,
+            poll_interval,
+            work_lease,
+            retry_base,
+            max_send_attempts,
         })
     }
 

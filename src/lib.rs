@@ -3,11 +3,15 @@
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod channels;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod faq;
 pub mod provisioning;
+pub mod runtime;
 pub mod store;
 pub mod telemetry;
 pub mod workers;

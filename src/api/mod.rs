@@ -2,6 +2,8 @@
 
 mod error;
 mod health;
+pub mod metrics;
+mod webhooks;
 
 use axum::Router;
 
@@ -11,5 +13,9 @@ use crate::app::AppState;
 
 /// Every route parley serves.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::router()).with_state(state)
+    Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(webhooks::router())
+        .with_state(state)
 }

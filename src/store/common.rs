@@ -408,6 +408,14 @@ macro_rules! impl_store {
                     }
                     None => {}
                 }
+                if plan.secrets.iter().any(|(n, c)| {
+                    *n == crate::domain::secret_field::WHATSAPP_ACCESS_TOKEN && matches!(c, Change::Set(_))
+                }) {
+                    sqlx::query("UPDATE channel_accounts SET token_status = 'ok' WHERE tenant_id = $1 AND channel = 'whatsapp'")
+                        .bind(t.0)
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 for (name, change) in &plan.secrets {
                     match change {
                         Change::Set(s) => {

@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::common::*;
+use super::messages::*;
 use super::rows::*;
 use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
 use crate::crypto::Sealed;
@@ -50,3 +51,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, sqlx::PgConnection, super::Backend::Postgres);
+impl_message_store!(PgStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");

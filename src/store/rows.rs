@@ -216,3 +216,142 @@ impl From<SecretRow> for SecretRecord {
 pub fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(T::try_from).collect()
 }
+
+use super::messages::{ClaimedInbound, ClaimedOutbound, LoggedMessage, StoredDecision};
+use crate::domain::message::{InboundMessage, Media, MessageKind};
+
+#[derive(sqlx::FromRow)]
+pub struct InboundRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub channel: String,
+    pub provider_message_id: String,
+    pub provider_account_id: String,
+    pub customer_id: String,
+    pub customer_phone: Option<String>,
+    pub customer_user_id: Option<String>,
+    pub customer_name: Option<String>,
+    pub kind: String,
+    pub body: Option<String>,
+    pub reply_id: Option<String>,
+    pub media: Option<Json<Media>>,
+    pub context_message_id: Option<String>,
+    pub raw: Json<serde_json::Value>,
+    pub provider_timestamp: i64,
+    pub received_at: DateTime<Utc>,
+    pub attempts: i64,
+}
+
+impl TryFrom<InboundRow> for ClaimedInbound {
+    type Error = StoreError;
+    fn try_from(r: InboundRow) -> Result<Self, StoreError> {
+        Ok(ClaimedInbound {
+            tenant_id: TenantId(r.tenant_id),
+            id: r.id,
+            channel: Channel::parse(&r.channel).ok_or_else(|| bad("channel", &r.channel))?,
+            message: InboundMessage {
+                provider_message_id: r.provider_message_id,
+                provider_account_id: r.provider_account_id,
+                customer_id: r.customer_id,
+                customer_phone: r.customer_phone,
+                customer_user_id: r.customer_user_id,
+                customer_name: r.customer_name,
+                timestamp: r.provider_timestamp,
+                kind: MessageKind::parse(&r.kind),
+                text: r.body,
+                reply_id: r.reply_id,
+                media: r.media.map(|m| m.0),
+                context_message_id: r.context_message_id,
+                raw: r.raw.0,
+            },
+            received_at: r.received_at,
+            attempts: r.attempts,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct OutboundRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub channel: String,
+    pub provider_account_id: String,
+    pub recipient: String,
+    pub recipient_is_user_id: bool,
+    pub body: String,
+    pub mark_read_message_id: Option<String>,
+    pub attempts: i64,
+}
+
+impl TryFrom<OutboundRow> for ClaimedOutbound {
+    type Error = StoreError;
+    fn try_from(r: OutboundRow) -> Result<Self, StoreError> {
+        Ok(ClaimedOutbound {
+            tenant_id: TenantId(r.tenant_id),
+            id: r.id,
+            channel: Channel::parse(&r.channel).ok_or_else(|| bad("channel", &r.channel))?,
+            provider_account_id: r.provider_account_id,
+            recipient: r.recipient,
+            recipient_is_user_id: r.recipient_is_user_id,
+            body: r.body,
+            mark_read_message_id: r.mark_read_message_id,
+            attempts: r.attempts,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct LogRow {
+    pub id: Uuid,
+    pub direction: String,
+    pub customer_id: String,
+    pub kind: String,
+    pub body: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub state: String,
+    pub delivery_status: Option<String>,
+    pub faq_id: Option<Uuid>,
+    pub error_code: Option<i64>,
+    pub attempts: i64,
+    pub at: DateTime<Utc>,
+}
+
+impl From<LogRow> for LoggedMessage {
+    fn from(r: LogRow) -> Self {
+        LoggedMessage {
+            id: r.id,
+            direction: if r.direction == "in" { "in" } else { "out" },
+            customer_id: r.customer_id,
+            kind: r.kind,
+            body: r.body,
+            provider_message_id: r.provider_message_id,
+            state: r.state,
+            delivery_status: r.delivery_status,
+            faq_id: r.faq_id,
+            error_code: r.error_code,
+            attempts: r.attempts,
+            at: r.at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DecisionRow {
+    pub inbound_message_id: Uuid,
+    pub reason: String,
+    pub faq_id: Option<Uuid>,
+    pub score: Option<f64>,
+    pub detail: Option<Json<serde_json::Value>>,
+}
+
+impl From<DecisionRow> for StoredDecision {
+    fn from(r: DecisionRow) -> Self {
+        StoredDecision {
+            inbound_message_id: r.inbound_message_id,
+            reason: r.reason,
+            faq_id: r.faq_id,
+            score: r.score,
+            detail: r.detail.map(|d| d.0),
+        }
+    }
+}

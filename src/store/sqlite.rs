@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::common::*;
+use super::messages::*;
 use super::rows::*;
 use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
 use crate::crypto::Sealed;
@@ -68,3 +69,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, sqlx::SqliteConnection, super::Backend::Sqlite);
+impl_message_store!(SqliteStore, sqlx::SqliteConnection, "");

@@ -7,12 +7,21 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 
+pub mod pipeline;
+pub mod sender;
+pub mod shaper;
+
 /// How often the tenant cache compares its revisions with the database.
 pub const CACHE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts every worker; each stops when `stop` turns true.
 pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(cache_sync(state.clone(), stop))]
+    let mut tasks = vec![tokio::spawn(cache_sync(state.clone(), stop.clone()))];
+    if state.config.run_workers {
+        tasks.push(tokio::spawn(pipeline::run(state.clone(), stop.clone())));
+        tasks.push(tokio::spawn(sender::run(state.clone(), stop)));
+    }
+    tasks
 }
 
 /// Picks up tenant changes made by other processes (the CLI, other instances).

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+pub mod meta;
+
 use parley::crypto::{KeyRing, generate_key_b64};
 use parley::store::{self, Store};
 use secrecy::SecretString;
@@ -243,6 +245,15 @@ impl TestApp {
     ) -> TestApp {
         let mut config = test_config(&db.url);
         config.whatsapp_api_base = whatsapp_api_base.to_string();
+        Self::spawn_with(db, keys, config).await
+    }
+
+    /// Spawns with a configuration of the caller's.
+    pub async fn spawn_with(
+        db: &TestDb,
+        keys: std::sync::Arc<KeyRing>,
+        config: parley::config::Config,
+    ) -> TestApp {
         let state = parley::app::AppState::with_parts(config, db.store().await, keys);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -293,5 +304,10 @@ pub fn test_config(db_url: &str) -> parley::config::Config {
         log_filter: None,
         auto_migrate: true,
         cache_ttl: std::time::Duration::from_secs(30),
+        poll_interval: std::time::Duration::from_millis(50),
+        work_lease: std::time::Duration::from_secs(30),
+        retry_base: std::time::Duration::from_millis(20),
+        max_send_attempts: 5,
+        run_workers: true,
     }
 }

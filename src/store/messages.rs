@@ -1,0 +1,661 @@
+//! The conversation loop's storage: the durable inbox (inbound messages), decisions,
+//! the outbox (outbound messages), delivery statuses and shared rate counters.
+//! Work is claimed with a lease (`claimed_until`), so a crashed worker's rows are
+//! taken up again once the lease runs out, and one customer's messages are claimed
+//! one at a time, oldest first.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::StoreResult;
+use crate::domain::message::{InboundMessage, StatusUpdate};
+use crate::domain::{Channel, TenantId};
+
+/// An inbound message to store, as the webhook received it.
+#[derive(Clone, Debug)]
+pub struct InboundRecord {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub channel: Channel,
+    pub message: InboundMessage,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A delivery status to store.
+#[derive(Clone, Debug)]
+pub struct StatusRecord {
+    pub tenant_id: TenantId,
+    pub status: StatusUpdate,
+    pub received_at: DateTime<Utc>,
+}
+
+/// An inbound message claimed for processing.
+#[derive(Clone, Debug)]
+pub struct ClaimedInbound {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub channel: Channel,
+    pub message: InboundMessage,
+    pub received_at: DateTime<Utc>,
+    /// How many times it was claimed, this claim included.
+    pub attempts: i64,
+}
+
+/// Why the bot did what it did with one message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionRecord {
+    pub id: Uuid,
+    pub reason: String,
+    pub faq_id: Option<Uuid>,
+    pub score: Option<f64>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A message to send, written to the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboundRecord {
+    pub id: Uuid,
+    /// Unique per tenant: the same key twice is one message (e.g. `reply:<inbound id>`).
+    pub idempotency_key: String,
+    pub provider_account_id: String,
+    pub recipient: String,
+    pub recipient_is_user_id: bool,
+    pub body: String,
+    pub faq_id: Option<Uuid>,
+    /// Also mark this inbound message read once the reply is sent.
+    pub mark_read_message_id: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// Everything one processed inbound message writes, in one transaction with the rest
+/// of its batch.
+#[derive(Clone, Debug)]
+pub struct TurnRecord {
+    pub tenant_id: TenantId,
+    pub inbound_id: Uuid,
+    pub channel: Channel,
+    pub customer_id: String,
+    pub customer_phone: Option<String>,
+    pub customer_user_id: Option<String>,
+    pub customer_name: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// `None` when the tenant turned decision logging off.
+    pub decision: Option<DecisionRecord>,
+    pub reply: Option<OutboundRecord>,
+    /// False when the tenant turned message text logging off: the text is dropped.
+    pub keep_text: bool,
+}
+
+/// An outbound message claimed for sending.
+#[derive(Clone, Debug)]
+pub struct ClaimedOutbound {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub channel: Channel,
+    pub provider_account_id: String,
+    pub recipient: String,
+    pub recipient_is_user_id: bool,
+    pub body: String,
+    pub mark_read_message_id: Option<String>,
+    /// How many times it was claimed, this claim included.
+    pub attempts: i64,
+}
+
+/// What became of one send attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SendOutcome {
+    Sent {
+        provider_message_id: String,
+    },
+    /// Try again at `at`.
+    Retry {
+        at: DateTime<Utc>,
+        code: Option<i64>,
+        message: String,
+    },
+    /// Never retried (a permanent error).
+    Failed {
+        code: Option<i64>,
+        message: String,
+    },
+    /// Retried until the limit; given up.
+    Dead {
+        code: Option<i64>,
+        message: String,
+    },
+}
+
+/// The outcome of one claimed outbound message.
+#[derive(Clone, Debug)]
+pub struct SendResult {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub outcome: SendOutcome,
+}
+
+/// One row of the message log, inbound or outbound, for admins and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedMessage {
+    pub id: Uuid,
+    pub direction: &'static str,
+    pub customer_id: String,
+    pub kind: String,
+    pub body: Option<String>,
+    pub provider_message_id: Option<String>,
+    /// Inbound: pending/done. Outbound: pending/sent/failed/dead.
+    pub state: String,
+    /// Outbound only: queued/sent/delivered/read/failed.
+    pub delivery_status: Option<String>,
+    pub faq_id: Option<Uuid>,
+    pub error_code: Option<i64>,
+    pub attempts: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// A decision as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredDecision {
+    pub inbound_message_id: Uuid,
+    pub reason: String,
+    pub faq_id: Option<Uuid>,
+    pub score: Option<f64>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Storage for the conversation loop.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a webhook's messages and statuses in one transaction. Messages already
+    /// stored (same tenant, channel and provider id) and statuses already recorded
+    /// (same message and status) are skipped. Returns how many messages were new.
+    async fn store_webhook(
+        &self,
+        messages: &[InboundRecord],
+        statuses: &[StatusRecord],
+    ) -> StoreResult<usize>;
+
+    /// Claims up to `limit` pending inbound messages until `lease_until`: the oldest
+    /// pending message of each customer, none whose customer has one in flight.
+    async fn claim_inbound(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedInbound>>;
+
+    /// Writes the results of processed messages (contacts, conversations, decisions,
+    /// outbox rows) and marks them done, all in one transaction.
+    async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Counts one reply against `scope`'s window if it stays within `limit`;
+    /// false (and nothing counted) when the limit is reached.
+    async fn take_quota(
+        &self,
+        tenant: TenantId,
+        scope: &str,
+        window_start: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<bool>;
+
+    /// Claims up to `limit` outbound messages that are due: per recipient, only the
+    /// oldest pending one.
+    async fn claim_outbound(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedOutbound>>;
+
+    /// Records send outcomes in one transaction.
+    async fn record_send_results(
+        &self,
+        results: &[SendResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Marks a tenant's channel token as expired (Meta error 190).
+    async fn mark_token_expired(&self, tenant: TenantId, channel: Channel) -> StoreResult<()>;
+
+    /// How many inbound messages wait to be processed, and outbound to be sent.
+    async fn queue_depths(&self) -> StoreResult<(i64, i64)>;
+
+    /// A tenant's message log (inbound and outbound), oldest first.
+    async fn list_messages(&self, tenant: TenantId, limit: i64) -> StoreResult<Vec<LoggedMessage>>;
+
+    /// A tenant's decisions, oldest first.
+    async fn list_decisions(
+        &self,
+        tenant: TenantId,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredDecision>>;
+}
+
+/// Rank of a delivery status: statuses only move forward. `failed` may replace
+/// queued/sent/delivered but not read; nothing replaces `failed`.
+pub(super) fn delivery_rank(status: &str) -> i64 {
+    match status {
+        "queued" => 0,
+        "sent" => 1,
+        "delivered" => 2,
+        "read" | "played" => 3,
+        "failed" => 3,
+        _ => -1,
+    }
+}
+
+pub(super) const RANK_SQL: &str = "(CASE delivery_status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 \
+    WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END)";
+
+pub(super) const INBOUND_COLS: &str = "tenant_id, id, channel, provider_message_id, provider_account_id, \
+    customer_id, customer_phone, customer_user_id, customer_name, kind, body, reply_id, media, \
+    context_message_id, raw, provider_timestamp, received_at, attempts";
+
+pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account_id, recipient, \
+    recipient_is_user_id, body, mark_read_message_id, attempts";
+
+/// Implements `MessageStore` for `$store` over `$conn`; `$lock` is appended to the
+/// claim sub-selects (`FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite,
+/// whose write transactions are already exclusive).
+macro_rules! impl_message_store {
+    ($store:ty, $conn:ty, $lock:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::messages::MessageStore for $store {
+            async fn store_webhook(
+                &self,
+                messages: &[InboundRecord],
+                statuses: &[StatusRecord],
+            ) -> StoreResult<usize> {
+                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut new = 0;
+                for r in messages {
+                    let m = &r.message;
+                    new += sqlx::query(
+                        "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \
+                         provider_account_id, customer_id, customer_phone, customer_user_id, customer_name, \
+                         kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                         ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING",
+                    )
+                    .bind(r.tenant_id.0)
+                    .bind(r.id)
+                    .bind(r.channel.as_str())
+                    .bind(&m.provider_message_id)
+                    .bind(&m.provider_account_id)
+                    .bind(&m.customer_id)
+                    .bind(&m.customer_phone)
+                    .bind(&m.customer_user_id)
+                    .bind(&m.customer_name)
+                    .bind(m.kind.as_str())
+                    .bind(&m.text)
+                    .bind(&m.reply_id)
+                    .bind(m.media.as_ref().map(Json))
+                    .bind(&m.context_message_id)
+                    .bind(Json(&m.raw))
+                    .bind(m.timestamp)
+                    .bind(r.received_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() as usize;
+                }
+                for s in statuses {
+                    Self::apply_status(&mut tx, s).await?;
+                }
+                tx.commit().await?;
+                Ok(new)
+            }
+
+            async fn claim_inbound(
+                &self,
+                limit: i64,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+            ) -> StoreResult<Vec<ClaimedInbound>> {
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "UPDATE inbound_messages SET claimed_until = $1, attempts = attempts + 1 \
+                         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
+                         WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
+                         AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
+                         AND o.channel = m.channel AND o.customer_id = m.customer_id \
+                         AND o.state = 'pending' AND o.id < m.id) \
+                         ORDER BY m.id LIMIT $3{}) RETURNING {INBOUND_COLS}",
+                        $lock
+                    )
+                });
+                let mut tx = Self::begin_write(&self.pool).await?;
+                let rows: Vec<InboundRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let mut out: Vec<ClaimedInbound> = rows.into_iter().map(ClaimedInbound::try_from).collect::<StoreResult<_>>()?;
+                out.sort_by_key(|c| c.id);
+                Ok(out)
+            }
+
+            async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
+                let mut tx = Self::begin_write(&self.pool).await?;
+                for t in turns {
+                    sqlx::query(
+                        "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
+                         first_seen_at, last_inbound_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                         ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+                         phone = COALESCE(excluded.phone, contacts.phone), \
+                         user_id = COALESCE(excluded.user_id, contacts.user_id), \
+                         name = COALESCE(excluded.name, contacts.name), \
+                         last_inbound_at = CASE WHEN excluded.last_inbound_at > contacts.last_inbound_at \
+                         THEN excluded.last_inbound_at ELSE contacts.last_inbound_at END",
+                    )
+                    .bind(t.tenant_id.0)
+                    .bind(t.channel.as_str())
+                    .bind(&t.customer_id)
+                    .bind(&t.customer_phone)
+                    .bind(&t.customer_user_id)
+                    .bind(&t.customer_name)
+                    .bind(t.received_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    let conversation: Uuid = sqlx::query_scalar(
+                        "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, channel, customer_id) \
+                         DO UPDATE SET last_message_at = excluded.last_message_at RETURNING id",
+                    )
+                    .bind(t.tenant_id.0)
+                    .bind(Uuid::now_v7())
+                    .bind(t.channel.as_str())
+                    .bind(&t.customer_id)
+                    .bind(t.received_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if let Some(d) = &t.decision {
+                        sqlx::query(
+                            "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
+                             faq_id, score, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(t.tenant_id.0)
+                        .bind(d.id)
+                        .bind(t.inbound_id)
+                        .bind(conversation)
+                        .bind(&d.reason)
+                        .bind(d.faq_id)
+                        .bind(d.score)
+                        .bind(d.detail.as_ref().map(Json))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(o) = &t.reply {
+                        sqlx::query(
+                            "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
+                             inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
+                             body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+                             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+                        )
+                        .bind(t.tenant_id.0)
+                        .bind(o.id)
+                        .bind(&o.idempotency_key)
+                        .bind(conversation)
+                        .bind(t.inbound_id)
+                        .bind(t.channel.as_str())
+                        .bind(&o.provider_account_id)
+                        .bind(&o.recipient)
+                        .bind(o.recipient_is_user_id)
+                        .bind(&o.body)
+                        .bind(o.faq_id)
+                        .bind(&o.mark_read_message_id)
+                        .bind(o.next_attempt_at)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    let sql = if t.keep_text {
+                        "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, conversation_id = $3, \
+                         processed_at = $4 WHERE tenant_id = $1 AND id = $2"
+                    } else {
+                        "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, conversation_id = $3, \
+                         processed_at = $4, body = NULL, raw = '{\"redacted\":true}' WHERE tenant_id = $1 AND id = $2"
+                    };
+                    sqlx::query(sql)
+                        .bind(t.tenant_id.0)
+                        .bind(t.inbound_id)
+                        .bind(conversation)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn take_quota(
+                &self,
+                tenant: TenantId,
+                scope: &str,
+                window_start: DateTime<Utc>,
+                limit: i64,
+            ) -> StoreResult<bool> {
+                let counted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO rate_counters (tenant_id, scope, window_start, count) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+                     WHERE rate_counters.count < $4 RETURNING count",
+                )
+                .bind(tenant.0)
+                .bind(scope)
+                .bind(window_start)
+                .bind(limit)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(counted.is_some_and(|c| c <= limit))
+            }
+
+            async fn claim_outbound(
+                &self,
+                limit: i64,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+            ) -> StoreResult<Vec<ClaimedOutbound>> {
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    format!(
+                        "UPDATE outbound_messages SET claimed_until = $1, attempts = attempts + 1 \
+                         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
+                         WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
+                         AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
+                         AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
+                         AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
+                         ORDER BY m.next_attempt_at LIMIT $3{}) RETURNING {OUTBOUND_COLS}",
+                        $lock
+                    )
+                });
+                let mut tx = Self::begin_write(&self.pool).await?;
+                let rows: Vec<OutboundRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.into_iter().map(ClaimedOutbound::try_from).collect()
+            }
+
+            async fn record_send_results(&self, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
+                let mut tx = Self::begin_write(&self.pool).await?;
+                for r in results {
+                    match &r.outcome {
+                        SendOutcome::Sent { provider_message_id } => {
+                            sqlx::query(
+                                "UPDATE outbound_messages SET state = 'sent', provider_message_id = $3, \
+                                 sent_at = $4, updated_at = $4, claimed_until = NULL, \
+                                 delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' \
+                                 ELSE delivery_status END WHERE tenant_id = $1 AND id = $2",
+                            )
+                            .bind(r.tenant_id.0)
+                            .bind(r.id)
+                            .bind(provider_message_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            // Statuses that arrived before we learnt the id.
+                            let early: Vec<(String, Option<i64>)> = sqlx::query_as(
+                                "SELECT status, error_code FROM message_statuses \
+                                 WHERE tenant_id = $1 AND provider_message_id = $2",
+                            )
+                            .bind(r.tenant_id.0)
+                            .bind(provider_message_id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                            for (status, code) in early {
+                                Self::advance_delivery(&mut tx, r.tenant_id, provider_message_id, &status, code, now).await?;
+                            }
+                        }
+                        SendOutcome::Retry { at, code, message } => {
+                            sqlx::query(
+                                "UPDATE outbound_messages SET next_attempt_at = $3, claimed_until = NULL, \
+                                 error_code = $4, error_message = $5, updated_at = $6 \
+                                 WHERE tenant_id = $1 AND id = $2",
+                            )
+                            .bind(r.tenant_id.0)
+                            .bind(r.id)
+                            .bind(at)
+                            .bind(code)
+                            .bind(message)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        SendOutcome::Failed { code, message } | SendOutcome::Dead { code, message } => {
+                            let state = if matches!(r.outcome, SendOutcome::Failed { .. }) { "failed" } else { "dead" };
+                            sqlx::query(
+                                "UPDATE outbound_messages SET state = $3, delivery_status = 'failed', \
+                                 claimed_until = NULL, error_code = $4, error_message = $5, updated_at = $6 \
+                                 WHERE tenant_id = $1 AND id = $2",
+                            )
+                            .bind(r.tenant_id.0)
+                            .bind(r.id)
+                            .bind(state)
+                            .bind(code)
+                            .bind(message)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn mark_token_expired(&self, tenant: TenantId, channel: Channel) -> StoreResult<()> {
+                sqlx::query("UPDATE channel_accounts SET token_status = 'expired' WHERE tenant_id = $1 AND channel = $2")
+                    .bind(tenant.0)
+                    .bind(channel.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn queue_depths(&self) -> StoreResult<(i64, i64)> {
+                let inbound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let outbound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbound_messages WHERE state = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((inbound, outbound))
+            }
+
+            async fn list_messages(&self, tenant: TenantId, limit: i64) -> StoreResult<Vec<LoggedMessage>> {
+                let rows: Vec<LogRow> = sqlx::query_as(
+                    "SELECT * FROM (SELECT id, 'in' AS direction, customer_id, kind, body, provider_message_id, \
+                     state, NULL AS delivery_status, NULL AS faq_id, NULL AS error_code, attempts, received_at AS at \
+                     FROM inbound_messages WHERE tenant_id = $1 \
+                     UNION ALL SELECT id, 'out' AS direction, recipient AS customer_id, 'text' AS kind, body, \
+                     provider_message_id, state, delivery_status, faq_id, error_code, attempts, created_at AS at \
+                     FROM outbound_messages WHERE tenant_id = $1) AS log ORDER BY at, direction LIMIT $2",
+                )
+                .bind(tenant.0)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(LoggedMessage::from).collect())
+            }
+
+            async fn list_decisions(&self, tenant: TenantId, limit: i64) -> StoreResult<Vec<StoredDecision>> {
+                let rows: Vec<DecisionRow> = sqlx::query_as(
+                    "SELECT inbound_message_id, reason, faq_id, score, detail FROM decisions \
+                     WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2",
+                )
+                .bind(tenant.0)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(StoredDecision::from).collect())
+            }
+        }
+
+        impl $store {
+            async fn apply_status(conn: &mut $conn, s: &StatusRecord) -> StoreResult<()> {
+                let st = &s.status;
+                let code = st.errors.first().map(|e| e.code);
+                let inserted = sqlx::query(
+                    "INSERT INTO message_statuses (tenant_id, provider_message_id, status, provider_timestamp, \
+                     error_code, errors, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (tenant_id, provider_message_id, status) DO NOTHING",
+                )
+                .bind(s.tenant_id.0)
+                .bind(&st.provider_message_id)
+                .bind(&st.status)
+                .bind(st.timestamp)
+                .bind(code)
+                .bind((!st.errors.is_empty()).then(|| Json(&st.errors)))
+                .bind(s.received_at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    Self::advance_delivery(conn, s.tenant_id, &st.provider_message_id, &st.status, code, s.received_at).await?;
+                }
+                Ok(())
+            }
+
+            /// Moves an outbound message's delivery status forward, never back.
+            async fn advance_delivery(
+                conn: &mut $conn,
+                tenant: TenantId,
+                provider_message_id: &str,
+                status: &str,
+                code: Option<i64>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let rank = delivery_rank(status);
+                if rank < 0 {
+                    return Ok(());
+                }
+                let new_status = if status == "played" { "read" } else { status };
+                let failed = new_status == "failed";
+                let sql = format!(
+                    "UPDATE outbound_messages SET delivery_status = $3, updated_at = $4, \
+                     state = CASE WHEN $5 THEN 'failed' ELSE state END, \
+                     error_code = COALESCE($6, error_code) \
+                     WHERE tenant_id = $1 AND provider_message_id = $2 AND {RANK_SQL} < $7"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(tenant.0)
+                    .bind(provider_message_id)
+                    .bind(new_status)
+                    .bind(now)
+                    .bind(failed)
+                    .bind(code)
+                    .bind(rank)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(super) use impl_message_store;

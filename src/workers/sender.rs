@@ -1,0 +1,250 @@
+//! The outbox worker: claims due replies, sends them through the tenant's channel
+//! with the tenant's token, and records the outcome: sent (with the provider's id),
+//! retried later with exponential backoff and jitter, failed for good, or given up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::app::AppState;
+use crate::channels::whatsapp;
+use crate::domain::Channel;
+use crate::domain::message::SendFailure;
+use crate::store::messages::{ClaimedOutbound, SendOutcome, SendResult};
+
+/// Most messages claimed at once.
+const BATCH: i64 = 256;
+/// Sends in flight at once per worker.
+const IN_FLIGHT: usize = 128;
+
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let wake: Arc<Notify> = state.wake_sender.clone();
+    let poll = state.config.poll_interval;
+    loop {
+        match send_once(&state).await {
+            Ok(0) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            Ok(_) => {
+                if *stop.borrow() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sender: database error; retrying shortly");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Claims, sends and records one batch; returns how many messages it handled.
+pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let now = state.clock.now();
+    let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
+    let claimed = state.store.claim_outbound(BATCH, now, lease).await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let n = claimed.len();
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut tasks = JoinSet::new();
+    for msg in claimed {
+        let state = state.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            send_one(&state, msg).await
+        });
+    }
+    let mut results = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => tracing::error!(error = %e, "sender: a send task failed"),
+        }
+    }
+    state
+        .store
+        .record_send_results(&results, state.clock.now())
+        .await?;
+    Ok(n)
+}
+
+async fn send_one(state: &AppState, msg: ClaimedOutbound) -> SendResult {
+    let outcome = attempt(state, &msg).await;
+    let label = match &outcome {
+        SendOutcome::Sent { .. } => "sent",
+        SendOutcome::Retry { .. } => "retry",
+        SendOutcome::Failed { .. } => "failed",
+        SendOutcome::Dead { .. } => "dead",
+    };
+    metrics::counter!("parley_outbound_total", "outcome" => label).increment(1);
+    SendResult {
+        tenant_id: msg.tenant_id,
+        id: msg.id,
+        outcome,
+    }
+}
+
+async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
+    let ctx = match state.cache.get(msg.tenant_id).await {
+        Ok(Some(ctx)) => ctx,
+        Ok(None) => return failed(None, "tenant no longer exists"),
+        Err(e) => return retry_later(state, msg, None, format!("tenant cannot be loaded: {e}")),
+    };
+    if !ctx.tenant.active {
+        return failed(None, "tenant is disabled");
+    }
+    let Some(wa) = ctx
+        .whatsapp
+        .as_ref()
+        .filter(|_| msg.channel == Channel::Whatsapp)
+    else {
+        return failed(None, "the tenant has no account on this channel");
+    };
+    state
+        .shaper
+        .acquire(
+            &msg.provider_account_id,
+            wa.account.messages_per_second as f64,
+        )
+        .await;
+    let body =
+        whatsapp::text_message_body(&msg.recipient, msg.recipient_is_user_id, &msg.body, None);
+    let base = &state.config.whatsapp_api_base;
+    match whatsapp::send(
+        &state.http,
+        base,
+        &msg.provider_account_id,
+        &wa.access_token,
+        &body,
+    )
+    .await
+    {
+        Ok(provider_message_id) => {
+            // Best effort: a missing blue tick is not worth a retry.
+            if let Some(read) = &msg.mark_read_message_id
+                && let Err(e) = whatsapp::mark_read(
+                    &state.http,
+                    base,
+                    &msg.provider_account_id,
+                    &wa.access_token,
+                    read,
+                )
+                .await
+            {
+                tracing::debug!(tenant = %msg.tenant_id, code = ?e.code, "mark as read failed");
+            }
+            SendOutcome::Sent {
+                provider_message_id,
+            }
+        }
+        Err(e) => {
+            let message = e
+                .title
+                .clone()
+                .unwrap_or_else(|| format!("HTTP {}", e.http_status));
+            match e.class {
+                SendFailure::Permanent => failed(e.code, &message),
+                SendFailure::TokenExpired => {
+                    tracing::error!(tenant = %ctx.tenant.slug, "WhatsApp token expired or revoked (Meta code {:?}); replies stop until it is replaced", e.code);
+                    if let Err(err) = state
+                        .store
+                        .mark_token_expired(msg.tenant_id, msg.channel)
+                        .await
+                    {
+                        tracing::warn!(error = %err, "could not record the expired token");
+                    }
+                    failed(e.code, &message)
+                }
+                SendFailure::PairRateLimited => {
+                    // Meta: retry the same recipient after 4^X seconds.
+                    let secs = 4i64.saturating_pow(msg.attempts.saturating_sub(1).min(6) as u32);
+                    retry_at(
+                        state,
+                        msg,
+                        e.code,
+                        message,
+                        state.clock.now() + chrono::Duration::seconds(secs),
+                    )
+                }
+                SendFailure::Retryable => retry_later(state, msg, e.code, message),
+            }
+        }
+    }
+}
+
+fn failed(code: Option<i64>, message: &str) -> SendOutcome {
+    SendOutcome::Failed {
+        code,
+        message: message.to_string(),
+    }
+}
+
+fn retry_later(
+    state: &AppState,
+    msg: &ClaimedOutbound,
+    code: Option<i64>,
+    message: String,
+) -> SendOutcome {
+    let at = state.clock.now() + backoff(msg.attempts, state.config.retry_base);
+    retry_at(state, msg, code, message, at)
+}
+
+fn retry_at(
+    state: &AppState,
+    msg: &ClaimedOutbound,
+    code: Option<i64>,
+    message: String,
+    at: DateTime<Utc>,
+) -> SendOutcome {
+    if msg.attempts >= state.config.max_send_attempts {
+        SendOutcome::Dead { code, message }
+    } else {
+        SendOutcome::Retry { at, code, message }
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay in [base·2^(n-1)/2, base·2^(n-1)],
+/// capped at 10 minutes.
+pub fn backoff(attempt: i64, base: Duration) -> chrono::Duration {
+    let exp = base.as_secs_f64() * 2f64.powi(attempt.clamp(1, 20) as i32 - 1);
+    let capped = exp.min(600.0);
+    let mut b = [0u8; 4];
+    let r = if getrandom::fill(&mut b).is_ok() {
+        u32::from_le_bytes(b) as f64 / u32::MAX as f64
+    } else {
+        0.5
+    };
+    let secs = capped / 2.0 + r * capped / 2.0;
+    chrono::Duration::milliseconds((secs * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(1);
+        for attempt in 1..=12 {
+            let d = backoff(attempt, base).num_milliseconds() as f64 / 1000.0;
+            let full = (2f64.powi(attempt as i32 - 1)).min(600.0);
+            assert!(
+                d >= full / 2.0 - 0.001 && d <= full + 0.001,
+                "attempt {attempt}: {d}"
+            );
+        }
+    }
+}

@@ -1,0 +1,743 @@
+//! The WhatsApp conversation loop end to end, on both backends, with wiremock as
+//! Meta: signed webhooks in, the right tenant's FAQ answer out, exactly once, through
+//! retries, Meta errors and restarts.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::meta::*;
+use common::{Db, TestApp, TestDb, bundle, key_ring, test_config};
+use parley::crypto::KeyRing;
+use parley::provisioning::apply_bundle;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const A: &str = "100000000000001";
+const B: &str = "100000000000002";
+
+struct World {
+    db: TestDb,
+    keys: Arc<KeyRing>,
+    meta: MockServer,
+    app: TestApp,
+}
+
+impl World {
+    /// Two tenants (acme on A, bolt on B) with different FAQs and tokens; Meta accepts.
+    async fn new(kind: Db) -> Option<World> {
+        Self::with(kind, true, |_| {}).await
+    }
+
+    async fn with(kind: Db, accept: bool, tweak: impl Fn(&mut serde_json::Value)) -> Option<World> {
+        let db = TestDb::new(kind).await?;
+        let (keys, _) = key_ring();
+        let keys = Arc::new(keys);
+        let store = db.store().await;
+        for (slug, pnid) in [("acme", A), ("bolt", B)] {
+            let mut b = bundle(slug, pnid, &format!("EAAG-{slug}-token-0001"));
+            tweak(&mut b);
+            apply_bundle(store.as_ref(), &keys, &b.to_string(), false, Utc::now())
+                .await
+                .unwrap();
+        }
+        let meta = MockServer::start().await;
+        if accept {
+            meta_accepting_everything(&meta).await;
+        }
+        let app = TestApp::spawn(&db, keys.clone(), &format!("{}/v25.0", meta.uri())).await;
+        Some(World {
+            db,
+            keys,
+            meta,
+            app,
+        })
+    }
+
+    async fn post(&self, slug: &str, body: &str, signature: Option<String>) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .post(self.app.url(&format!("/webhooks/whatsapp/{slug}")))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(s) = signature {
+            req = req.header("x-hub-signature-256", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Posts `body` signed with `slug`'s app secret.
+    async fn post_signed(&self, slug: &str, body: &str) -> reqwest::Response {
+        self.post(
+            slug,
+            body,
+            Some(sign(&format!("appsecret-{slug}-0123456789"), body)),
+        )
+        .await
+    }
+
+    async fn tenant(&self, slug: &str) -> parley::domain::Tenant {
+        self.app
+            .state
+            .store
+            .find_tenant_by_slug(slug)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn log(&self, slug: &str) -> Vec<parley::store::messages::LoggedMessage> {
+        let t = self.tenant(slug).await;
+        self.app
+            .state
+            .store
+            .list_messages(t.id, 1000)
+            .await
+            .unwrap()
+    }
+
+    async fn decisions(&self, slug: &str) -> Vec<String> {
+        let t = self.tenant(slug).await;
+        let d = self
+            .app
+            .state
+            .store
+            .list_decisions(t.id, 1000)
+            .await
+            .unwrap();
+        d.into_iter().map(|d| d.reason).collect()
+    }
+}
+
+/// Waits until `cond` holds on the tenant's log (at most 15 s).
+async fn wait_log(
+    w: &World,
+    slug: &str,
+    cond: impl Fn(&[parley::store::messages::LoggedMessage]) -> bool,
+) {
+    for _ in 0..300 {
+        if cond(&w.log(slug).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached; log: {:#?}", w.log(slug).await);
+}
+
+async fn each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let r = w
+        .post_signed(
+            "acme",
+            &text_webhook(
+                A,
+                "15551230001",
+                "wamid.IN.1",
+                "what are your opening hours",
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = w
+        .post_signed(
+            "bolt",
+            &text_webhook(B, "15551230002", "wamid.IN.2", "Do you deliver?"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let sent = wait_for_texts(&w.meta, 2).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let to_a = sent
+        .iter()
+        .find(|s| s.to == "+15551230001")
+        .expect("acme's customer answered");
+    assert_eq!(to_a.phone_number_id, A);
+    assert_eq!(to_a.authorization, "Bearer EAAG-acme-token-0001");
+    assert_eq!(to_a.text, "9-18 (acme)");
+    let to_b = sent
+        .iter()
+        .find(|s| s.to == "+15551230002")
+        .expect("bolt's customer answered");
+    assert_eq!(to_b.phone_number_id, B);
+    assert_eq!(to_b.authorization, "Bearer EAAG-bolt-token-0001");
+    assert_eq!(to_b.text, "Yes (bolt)");
+    // The inbound messages were marked read, each through its own number.
+    let reads = read_receipts(&w.meta).await;
+    assert!(
+        reads.contains(&"wamid.IN.1".to_string()) && reads.contains(&"wamid.IN.2".to_string()),
+        "{reads:?}"
+    );
+    // The log and the decision say why.
+    wait_log(&w, "acme", |l| {
+        l.iter().any(|m| m.direction == "out" && m.state == "sent")
+    })
+    .await;
+    let log = w.log("acme").await;
+    let out = log.iter().find(|m| m.direction == "out").unwrap();
+    assert_eq!(out.body.as_deref(), Some("9-18 (acme)"));
+    assert!(
+        out.provider_message_id
+            .as_deref()
+            .unwrap()
+            .starts_with("wamid.OUT")
+    );
+    assert!(out.faq_id.is_some());
+    assert_eq!(w.decisions("acme").await, ["faq_match"]);
+    assert_eq!(
+        w.log("bolt")
+            .await
+            .iter()
+            .filter(|m| m.direction == "in")
+            .count(),
+        1
+    );
+}
+
+async fn the_same_webhook_delivered_three_times_gets_one_reply(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let body = text_webhook(A, "15551230001", "wamid.IN.dup", "Do you deliver?");
+    for _ in 0..3 {
+        assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    }
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        w.log("acme")
+            .await
+            .iter()
+            .filter(|m| m.direction == "in")
+            .count(),
+        1
+    );
+    // A retry long after the answer still gets no second one.
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    assert_eq!(wait_for_texts(&w.meta, 2).await.len(), 1);
+}
+
+async fn fifty_concurrent_webhooks_get_fifty_replies_none_doubled(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let w = Arc::new(w);
+    let mut tasks = Vec::new();
+    for i in 0..50u32 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let (slug, pnid) = if i.is_multiple_of(2) {
+                ("acme", A)
+            } else {
+                ("bolt", B)
+            };
+            let body = text_webhook(
+                pnid,
+                &format!("1555000{i:04}"),
+                &format!("wamid.C{i}"),
+                "Do you deliver?",
+            );
+            w.post_signed(slug, &body).await.status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let sent = wait_for_texts(&w.meta, 50).await;
+    assert_eq!(sent.len(), 50);
+    let mut recipients: Vec<&str> = sent.iter().map(|s| s.to.as_str()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 50, "one reply per customer");
+    for s in &sent {
+        let i: usize = s.to.strip_prefix("+1555000").unwrap().parse().unwrap();
+        let slug = if i.is_multiple_of(2) { "acme" } else { "bolt" };
+        assert_eq!(s.text, format!("Yes ({slug})"));
+        assert_eq!(s.authorization, format!("Bearer EAAG-{slug}-token-0001"));
+    }
+}
+
+async fn meta_failing_twice_with_500_then_accepting_delivers_exactly_once(db: Db) {
+    let Some(w) = World::with(db, false, |_| {}).await else {
+        return;
+    };
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{A}/messages")))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"type": "text"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(meta_error(131000, "Something went wrong")),
+        )
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&w.meta)
+        .await;
+    meta_accepting_everything(&w.meta).await;
+    w.post_signed(
+        "acme",
+        &text_webhook(A, "15551230001", "wamid.IN.r", "Do you deliver?"),
+    )
+    .await;
+    wait_log(&w, "acme", |l| {
+        l.iter().any(|m| m.direction == "out" && m.state == "sent")
+    })
+    .await;
+    let reqs = w.meta.received_requests().await.unwrap();
+    let texts = reqs
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("\"type\":\"text\""))
+        .count();
+    assert_eq!(texts, 3, "two failures and one success");
+    let out = w
+        .log("acme")
+        .await
+        .into_iter()
+        .find(|m| m.direction == "out")
+        .unwrap();
+    assert_eq!(out.attempts, 3);
+    assert_eq!(wait_for_texts(&w.meta, 4).await.len(), 3);
+}
+
+async fn a_window_closed_error_is_recorded_as_failed_and_never_retried(db: Db) {
+    let Some(w) = World::with(db, false, |_| {}).await else {
+        return;
+    };
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{A}/messages")))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(meta_error(131047, "Re-engagement message")),
+        )
+        .mount(&w.meta)
+        .await;
+    w.post_signed(
+        "acme",
+        &text_webhook(A, "15551230001", "wamid.IN.w", "Do you deliver?"),
+    )
+    .await;
+    wait_log(&w, "acme", |l| {
+        l.iter()
+            .any(|m| m.direction == "out" && m.state == "failed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let out = w
+        .log("acme")
+        .await
+        .into_iter()
+        .find(|m| m.direction == "out")
+        .unwrap();
+    assert_eq!(
+        (out.state.as_str(), out.error_code, out.attempts),
+        ("failed", Some(131047), 1)
+    );
+    assert_eq!(out.delivery_status.as_deref(), Some("failed"));
+    assert_eq!(
+        w.meta.received_requests().await.unwrap().len(),
+        1,
+        "no retry"
+    );
+}
+
+async fn an_expired_token_marks_the_tenant_and_stops_retrying(db: Db) {
+    let Some(w) = World::with(db, false, |_| {}).await else {
+        return;
+    };
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(meta_error(190, "Error validating access token")),
+        )
+        .mount(&w.meta)
+        .await;
+    w.post_signed(
+        "acme",
+        &text_webhook(A, "15551230001", "wamid.IN.t", "Do you deliver?"),
+    )
+    .await;
+    wait_log(&w, "acme", |l| {
+        l.iter()
+            .any(|m| m.direction == "out" && m.state == "failed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expired = w
+        .db
+        .count(&format!(
+            "SELECT COUNT(*) FROM channel_accounts WHERE token_status = 'expired' AND provider_account_id = '{A}'"
+        ))
+        .await;
+    assert_eq!(expired, 1, "acme's token is marked expired");
+    let sends = w.meta.received_requests().await.unwrap().len();
+    assert_eq!(sends, 1, "no retry with a dead token");
+}
+
+async fn a_crash_after_the_200_and_before_the_send_still_replies_once_after_restart(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    w.app.state.store.close().await; // the first app plays no further part
+    // An instance that stores webhooks but runs no workers: like a crash right after the 200.
+    let mut cfg = test_config(&w.db.url);
+    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
+    cfg.run_workers = false;
+    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
+    let body = text_webhook(A, "15551230001", "wamid.IN.crash", "Do you deliver?");
+    let r = reqwest::Client::new()
+        .post(first.url("/webhooks/whatsapp/acme"))
+        .header(
+            "x-hub-signature-256",
+            sign("appsecret-acme-0123456789", &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    first.stop().await;
+    assert!(sent_texts(&w.meta).await.is_empty());
+
+    // Restart with workers.
+    cfg.run_workers = true;
+    let second = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, "Yes (acme)");
+    second.stop().await;
+}
+
+async fn work_claimed_by_a_crashed_worker_is_taken_up_after_its_lease(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    w.app.state.store.close().await;
+    let mut cfg = test_config(&w.db.url);
+    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
+    cfg.run_workers = false;
+    cfg.work_lease = Duration::from_secs(1);
+    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
+    let body = text_webhook(A, "15551230001", "wamid.IN.lease", "Do you deliver?");
+    let r = reqwest::Client::new()
+        .post(first.url("/webhooks/whatsapp/acme"))
+        .header(
+            "x-hub-signature-256",
+            sign("appsecret-acme-0123456789", &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The "crashed" worker claimed it and never finished.
+    let now = Utc::now();
+    let claimed = first
+        .state
+        .store
+        .claim_inbound(10, now, now + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    first.stop().await;
+
+    cfg.run_workers = true;
+    let second = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1, "answered once the lease ran out");
+    second.stop().await;
+}
+
+async fn bad_requests_get_their_documented_status_and_store_nothing(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let body = text_webhook(A, "15551230001", "wamid.IN.bad", "Do you deliver?");
+    // Forged and missing signatures.
+    assert_eq!(
+        w.post("acme", &body, Some(sign("not-the-secret", &body)))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(w.post("acme", &body, None).await.status(), 401);
+    assert_eq!(
+        w.post("acme", &body, Some("sha256=zz".into()))
+            .await
+            .status(),
+        401
+    );
+    // Signed by acme but posted to bolt's path: bolt's secret does not verify it.
+    assert_eq!(
+        w.post(
+            "bolt",
+            &body,
+            Some(sign("appsecret-acme-0123456789", &body))
+        )
+        .await
+        .status(),
+        401
+    );
+    // Unknown tenant.
+    let r = w.post_signed("nobody", &body).await;
+    assert_eq!(r.status(), 404);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+    // Malformed JSON with a valid signature.
+    let r = w.post_signed("acme", "{\"object\": [").await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid_payload"
+    );
+    // Oversized body.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let r = w.post_signed("acme", &big).await;
+    assert_eq!(r.status(), 413);
+    // Nothing stored, nothing sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(w.log("acme").await.is_empty());
+    assert!(w.log("bolt").await.is_empty());
+    assert!(sent_texts(&w.meta).await.is_empty());
+}
+
+async fn an_unknown_message_type_is_kept_and_gets_the_non_text_reply(db: Db) {
+    let Some(w) = World::with(db, true, |b| {
+        b["settings"]["non_text_reply"] = json!("Please send text.");
+    })
+    .await
+    else {
+        return;
+    };
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000001", "phone_number_id": A},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "15551230001"}],
+            "messages": [{"from": "15551230001", "id": "wamid.IN.hologram", "timestamp": "1767225600",
+                          "type": "hologram", "hologram": {"depth": 3}, "brand_new_field": true}]
+        }}]}]
+    })
+    .to_string();
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, "Please send text.");
+    let log = w.log("acme").await;
+    let inbound = log.iter().find(|m| m.direction == "in").unwrap();
+    assert_eq!(inbound.kind, "hologram");
+    assert_eq!(w.decisions("acme").await, ["non_text"]);
+}
+
+async fn events_for_another_phone_number_are_not_processed_as_this_tenant(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    // Signed with acme's secret, posted to acme, but the entry is bolt's number.
+    let body = text_webhook(B, "15551230009", "wamid.IN.foreign", "Do you deliver?");
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(w.log("acme").await.is_empty());
+    assert!(w.log("bolt").await.is_empty());
+    assert!(sent_texts(&w.meta).await.is_empty());
+}
+
+async fn statuses_move_forward_only_whatever_their_order(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    w.post_signed(
+        "acme",
+        &text_webhook(A, "15551230001", "wamid.IN.s", "Do you deliver?"),
+    )
+    .await;
+    wait_log(&w, "acme", |l| {
+        l.iter().any(|m| m.direction == "out" && m.state == "sent")
+    })
+    .await;
+    let wamid = w
+        .log("acme")
+        .await
+        .into_iter()
+        .find(|m| m.direction == "out")
+        .unwrap()
+        .provider_message_id
+        .unwrap();
+    for status in ["read", "delivered", "sent", "read", "delivered"] {
+        let r = w
+            .post_signed("acme", &status_webhook(A, &wamid, status, "15551230001"))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let out = w
+        .log("acme")
+        .await
+        .into_iter()
+        .find(|m| m.direction == "out")
+        .unwrap();
+    assert_eq!(out.delivery_status.as_deref(), Some("read"));
+    let rows = w.db.count("SELECT COUNT(*) FROM message_statuses").await;
+    assert_eq!(rows, 3, "one row per (message, status)");
+}
+
+async fn below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent(db: Db) {
+    let Some(w) = World::with(db, true, |b| {
+        if b["slug"] == "bolt" {
+            b["settings"]["bot_enabled"] = json!(false);
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    w.post_signed(
+        "acme",
+        &text_webhook(
+            A,
+            "15551230001",
+            "wamid.IN.f",
+            "Can I bring my pet llama to the concert?",
+        ),
+    )
+    .await;
+    w.post_signed(
+        "bolt",
+        &text_webhook(B, "15551230002", "wamid.IN.g", "Do you deliver?"),
+    )
+    .await;
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].to, "+15551230001",
+        "Meta wants + and the country code"
+    );
+    assert!(
+        sent[0].text.starts_with("Thanks for your message!"),
+        "{}",
+        sent[0].text
+    );
+    assert_eq!(w.decisions("acme").await, ["below_threshold"]);
+    assert_eq!(w.decisions("bolt").await, ["bot_disabled"]);
+}
+
+async fn the_per_customer_daily_limit_is_shared_and_enforced(db: Db) {
+    let Some(w) = World::with(db, true, |b| {
+        b["settings"]["max_messages_per_user_per_day"] = json!(1);
+    })
+    .await
+    else {
+        return;
+    };
+    w.post_signed(
+        "acme",
+        &text_webhook(A, "15551230001", "wamid.IN.l1", "Do you deliver?"),
+    )
+    .await;
+    wait_for_texts(&w.meta, 1).await;
+    w.post_signed(
+        "acme",
+        &text_webhook(
+            A,
+            "15551230001",
+            "wamid.IN.l2",
+            "What are your opening hours?",
+        ),
+    )
+    .await;
+    w.post_signed(
+        "acme",
+        &text_webhook(A, "15551230002", "wamid.IN.l3", "Do you deliver?"),
+    )
+    .await;
+    let sent = wait_for_texts(&w.meta, 2).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let mut decisions = w.decisions("acme").await;
+    decisions.sort();
+    assert_eq!(decisions, ["faq_match", "faq_match", "rate_limited"]);
+}
+
+async fn meta_verification_answers_the_challenge_only_with_the_right_token(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let url = w.app.url("/webhooks/whatsapp/acme");
+    let r = http
+        .get(&url)
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "verify-acme-0123456789"),
+            ("hub.challenge", "1158201444"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.text().await.unwrap(), "1158201444");
+    let r = http
+        .get(&url)
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "verify-bolt-0123456789"),
+            ("hub.challenge", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(w.app.url("/webhooks/whatsapp/nobody"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+async fn a_disabled_tenant_gets_404_and_a_database_outage_gets_503(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let t = w.tenant("bolt").await;
+    w.app
+        .state
+        .store
+        .set_tenant_active(t.id, false, Utc::now())
+        .await
+        .unwrap();
+    w.app.state.cache.invalidate(t.id).await;
+    let body = text_webhook(B, "15551230002", "wamid.IN.d", "Do you deliver?");
+    assert_eq!(w.post_signed("bolt", &body).await.status(), 404);
+
+    // Warm acme's cache, then take the database away: Meta must get a 503, never a 200.
+    let body = text_webhook(A, "15551230001", "wamid.IN.down", "Do you deliver?");
+    w.app.state.cache.get_by_slug("acme").await.unwrap();
+    w.app.state.store.close().await;
+    let r = w.post_signed("acme", &body).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "unavailable"
+    );
+}
+
+on_both_backends!(
+    each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
+    the_same_webhook_delivered_three_times_gets_one_reply,
+    fifty_concurrent_webhooks_get_fifty_replies_none_doubled,
+    meta_failing_twice_with_500_then_accepting_delivers_exactly_once,
+    a_window_closed_error_is_recorded_as_failed_and_never_retried,
+    an_expired_token_marks_the_tenant_and_stops_retrying,
+    a_crash_after_the_200_and_before_the_send_still_replies_once_after_restart,
+    work_claimed_by_a_crashed_worker_is_taken_up_after_its_lease,
+    bad_requests_get_their_documented_status_and_store_nothing,
+    an_unknown_message_type_is_kept_and_gets_the_non_text_reply,
+    events_for_another_phone_number_are_not_processed_as_this_tenant,
+    statuses_move_forward_only_whatever_their_order,
+    below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent,
+    the_per_customer_daily_limit_is_shared_and_enforced,
+    meta_verification_answers_the_challenge_only_with_the_right_token,
+    a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
+);
