@@ -53,6 +53,7 @@ fn every_command_explains_itself_with_an_example() {
         &["keys", "generate"],
         &["keys", "rotate"],
         &["keys", "status"],
+        &["faq", "try"],
     ];
     for c in commands {
         let mut args = c.to_vec();
@@ -467,4 +468,53 @@ fn logs_are_json_lines_with_parley_log_format_json() {
                 .contains("GENERATED A NEW MASTER KEY")
         );
     }
+}
+
+#[test]
+fn faq_try_prints_one_json_line_per_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    std::fs::write(
+        dir.path().join("acme.json"),
+        bundle("acme", "100000000000001", "EAAG-acme-very-secret-1").to_string(),
+    )
+    .unwrap();
+    assert!(
+        parley(dir.path(), &url, None, &["tenant", "apply", "acme.json"])
+            .status
+            .success()
+    );
+    let mut child = Command::new(BIN)
+        .args(["faq", "try", "--tenant", "acme"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"What are your opening hours?\nwhen r u open\n\nWhat is the capital of Peru?\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "blank lines are skipped");
+    assert_eq!(lines[0]["question"], "What are your opening hours?");
+    assert_eq!(lines[0]["matched_question"], "What are your opening hours?");
+    assert_eq!(lines[0]["answer"], "9-18 (acme)");
+    assert_eq!(lines[0]["confidence"], 1.0);
+    assert_eq!(lines[0]["answered"], true);
+    assert!(lines[0]["faq_id"].is_string());
+    assert_eq!(lines[1]["matched_question"], "What are your opening hours?");
+    assert_eq!(lines[1]["answered"], true, "{}", lines[1]);
+    assert_eq!(lines[2]["answered"], false, "{}", lines[2]);
+    assert!(lines[2]["confidence"].as_f64().unwrap() < 0.6);
 }

@@ -1,5 +1,6 @@
 //! The `parley` command line: every operator action, each with `--help` and an example.
 
+mod faq;
 mod keys;
 mod migrate;
 mod tenant;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Master keys: generate one, re-seal every secret under the active key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Try a tenant's FAQ matching from the command line.
+    #[command(subcommand)]
+    Faq(faq::FaqCommand),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -91,6 +95,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Migrate(c) => migrate::run(c, config).await,
         Command::Tenant(c) => tenant::run(c, config).await,
         Command::Keys(c) => keys::run(c, config).await,
+        Command::Faq(c) => faq::run(c, config).await,
     }
 }
 
