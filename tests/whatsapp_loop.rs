@@ -723,6 +723,95 @@ async fn a_disabled_tenant_gets_404_and_a_database_outage_gets_503(db: Db) {
     );
 }
 
+async fn one_customers_messages_are_answered_in_order(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let questions = ["Do you deliver?", "What are your opening hours?", "Thanks!"];
+    for (i, q) in questions.iter().enumerate() {
+        let body = text_webhook(A, "15551230001", &format!("wamid.IN.o{i}"), q);
+        assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    }
+    let sent = wait_for_texts(&w.meta, 3).await;
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["Yes (acme)", "9-18 (acme)", "You're welcome!"]);
+}
+
+async fn a_customer_known_only_by_business_scoped_id_is_answered_by_that_id(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "200000000000001", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000001", "phone_number_id": A},
+            "contacts": [{"profile": {"name": "Zed", "username": "zed"}, "user_id": "US.13491208655302741918"}],
+            "messages": [{"from_user_id": "US.13491208655302741918", "id": "wamid.IN.bsuid",
+                          "timestamp": "1767225600", "type": "text", "text": {"body": "Do you deliver?"}}]
+        }}]}]
+    })
+    .to_string();
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, "US.13491208655302741918");
+    assert_eq!(sent[0].text, "Yes (acme)");
+    let log = w.log("acme").await;
+    assert!(
+        log.iter()
+            .all(|m| m.customer_id == "US.13491208655302741918"),
+        "{log:?}"
+    );
+}
+
+async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    w.app.state.store.close().await;
+    let mut cfg = test_config(&w.db.url);
+    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
+    cfg.run_workers = false;
+    cfg.work_lease = Duration::from_secs(1);
+    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
+    let body = text_webhook(A, "15551230001", "wamid.IN.flight", "Do you deliver?");
+    let r = reqwest::Client::new()
+        .post(first.url("/webhooks/whatsapp/acme"))
+        .header(
+            "x-hub-signature-256",
+            sign("appsecret-acme-0123456789", &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The pipeline ran and queued the reply; the sender claimed it and died mid-send.
+    assert_eq!(
+        parley::workers::pipeline::process_once(&first.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let now = Utc::now();
+    let claimed = first
+        .state
+        .store
+        .claim_outbound(10, now, now + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    first.stop().await;
+    assert!(sent_texts(&w.meta).await.is_empty());
+
+    cfg.run_workers = true;
+    let second = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1, "sent once after the lease ran out");
+    second.stop().await;
+}
+
 on_both_backends!(
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
     the_same_webhook_delivered_three_times_gets_one_reply,
@@ -740,4 +829,7 @@ on_both_backends!(
     the_per_customer_daily_limit_is_shared_and_enforced,
     meta_verification_answers_the_challenge_only_with_the_right_token,
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
+    one_customers_messages_are_answered_in_order,
+    a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
+    a_reply_in_flight_at_a_crash_is_sent_after_restart,
 );

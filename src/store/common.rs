@@ -79,7 +79,7 @@ macro_rules! impl_store {
                     .profile
                     .as_ref()
                     .ok_or_else(|| StoreError::Invalid("a new tenant needs a profile".into()))?;
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO tenants (id, slug, name, timezone, active, revision, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
@@ -105,7 +105,7 @@ macro_rules! impl_store {
                 plan: &Plan<Sealed>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Tenant> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let bumped = sqlx::query(
                     "UPDATE tenants SET revision = revision + 1, updated_at = $2 WHERE id = $1 AND revision = $3",
                 )

@@ -266,7 +266,7 @@ macro_rules! impl_message_store {
                 messages: &[InboundRecord],
                 statuses: &[StatusRecord],
             ) -> StoreResult<usize> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let mut new = 0;
                 for r in messages {
                     let m = &r.message;
@@ -323,7 +323,7 @@ macro_rules! impl_message_store {
                         $lock
                     )
                 });
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let rows: Vec<InboundRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
                     .bind(lease_until)
                     .bind(now)
@@ -337,7 +337,7 @@ macro_rules! impl_message_store {
             }
 
             async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 for t in turns {
                     sqlx::query(
                         "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
@@ -470,7 +470,7 @@ macro_rules! impl_message_store {
                         $lock
                     )
                 });
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let rows: Vec<OutboundRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
                     .bind(lease_until)
                     .bind(now)
@@ -482,7 +482,7 @@ macro_rules! impl_message_store {
             }
 
             async fn record_send_results(&self, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 for r in results {
                     match &r.outcome {
                         SendOutcome::Sent { provider_message_id } => {

@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Postgres};
 use uuid::Uuid;
 
 use super::common::*;
 use super::messages::*;
 use super::rows::*;
-use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
+use super::{MigrationStatus, SecretRecord, StoreError, StoreResult, WriteTx};
 use crate::crypto::Sealed;
 use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
 use crate::domain::*;
@@ -45,8 +45,8 @@ impl PgStore {
         &MIGRATOR
     }
 
-    async fn begin_write(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(pool.begin().await?)
+    async fn begin_write(&self) -> StoreResult<WriteTx<Postgres>> {
+        Ok(WriteTx::new(self.pool.begin().await?, None))
     }
 }
 

@@ -3,6 +3,7 @@
 //! writers queue instead of failing half-way.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,13 +12,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Sqlite};
 use uuid::Uuid;
 
 use super::common::*;
 use super::messages::*;
 use super::rows::*;
-use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
+use super::{MigrationStatus, SecretRecord, StoreError, StoreResult, WriteTx};
 use crate::crypto::Sealed;
 use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
 use crate::domain::*;
@@ -28,6 +29,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One writer at a time, queued here instead of in SQLite's busy handler, which
+    /// sleeps in millisecond steps and would stall every writer under load.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -56,15 +60,20 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening the SQLite database {}", file.display()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
     }
 
-    async fn begin_write(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> StoreResult<WriteTx<Sqlite>> {
+        let gate = self.gate.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx::new(tx, Some(gate)))
     }
 }
 
