@@ -15,6 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::KeyRing;
 use crate::store::{self, Store};
+use crate::workers::ingest::Ingest;
 use crate::workers::shaper::RateShaper;
 
 /// What every handler and worker shares. Cheap to clone.
@@ -32,6 +33,8 @@ pub struct AppState {
     /// Wakes the sender when the pipeline queued a reply.
     pub wake_sender: Arc<Notify>,
     pub shaper: Arc<RateShaper>,
+    /// Stores webhook events with group commit.
+    pub ingest: Ingest,
 }
 
 /// Opens the database named in `config`, applying pending migrations if
@@ -66,14 +69,21 @@ impl AppState {
             .pool_max_idle_per_host(256)
             .build()
             .expect("the TLS backend is built in");
+        let wake_pipeline = Arc::new(Notify::new());
+        let writers = match store.backend() {
+            crate::store::Backend::Sqlite => 1,
+            crate::store::Backend::Postgres => 4,
+        };
+        let ingest = Ingest::spawn(store.clone(), wake_pipeline.clone(), writers);
         Self {
+            ingest,
             store,
             cache,
             keys,
             config: Arc::new(config),
             http,
             clock: Arc::new(SystemClock),
-            wake_pipeline: Arc::new(Notify::new()),
+            wake_pipeline,
             wake_sender: Arc::new(Notify::new()),
             shaper: Arc::new(RateShaper::default()),
         }

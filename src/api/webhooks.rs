@@ -194,15 +194,10 @@ async fn receive_whatsapp(
         count("empty");
         return Ok(StatusCode::OK);
     }
-    let new = state.store.store_webhook(&messages, &statuses).await.map_err(|e| {
+    state.ingest.store(messages, statuses).await.map_err(|_| {
         count("unavailable");
-        tracing::error!(slug, error = %e, "webhook: cannot store events; answering 503 so Meta retries");
         ApiError::unavailable("unavailable", "try again later")
     })?;
     count("stored");
-    metrics::counter!("parley_messages_received_total").increment(new as u64);
-    if new > 0 {
-        state.wake_pipeline.notify_one();
-    }
     Ok(StatusCode::OK)
 }

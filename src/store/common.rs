@@ -14,8 +14,8 @@ pub(super) const TRAINING_COLS: &str =
 pub(super) const TEMPLATE_COLS: &str =
     "id, name, system_prompt, tone, max_response_length, is_default, position";
 
-/// Implements `Store` for `$store` (which has a `pool` field and inherent
-/// `begin_write` and `migrator` functions) over connections of type `$conn`.
+/// Implements `Store` for `$store` (which has `pool` for reads, `writer` for writes, and
+/// inherent `begin_write` and `migrator` functions) over connections of type `$conn`.
 macro_rules! impl_store {
     ($store:ty, $conn:ty, $backend:expr) => {
         #[async_trait::async_trait]
@@ -30,11 +30,12 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                self.writer.close().await;
                 self.pool.close().await;
             }
 
             async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>> {
-                Self::migrator().run(&self.pool).await?;
+                Self::migrator().run(&self.writer).await?;
                 self.migration_status().await
             }
 
@@ -49,7 +50,7 @@ macro_rules! impl_store {
                     return Ok(None);
                 };
                 let target = applied.len().checked_sub(2).map(|i| applied[i].version).unwrap_or(0);
-                Self::migrator().undo(&self.pool, target).await?;
+                Self::migrator().undo(&self.writer, target).await?;
                 Ok(Some(MigrationStatus { applied: false, ..last }))
             }
 
@@ -172,7 +173,7 @@ macro_rules! impl_store {
                     .bind(id.0)
                     .bind(active)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                 row.map(Tenant::from).ok_or(StoreError::NotFound("tenant"))
             }
@@ -180,7 +181,7 @@ macro_rules! impl_store {
             async fn delete_tenant(&self, id: TenantId) -> StoreResult<()> {
                 let n = sqlx::query("DELETE FROM tenants WHERE id = $1")
                     .bind(id.0)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                 if n == 0 {
@@ -317,7 +318,7 @@ macro_rules! impl_store {
                 .bind(&record.sealed.key_id)
                 .bind(&record.sealed.nonce)
                 .bind(&record.sealed.ciphertext)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(n == 1)

@@ -258,7 +258,7 @@ pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account
 /// claim sub-selects (`FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite,
 /// whose write transactions are already exclusive).
 macro_rules! impl_message_store {
-    ($store:ty, $conn:ty, $lock:expr) => {
+    ($store:ty, $conn:ty, $db:ty, $lock:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::messages::MessageStore for $store {
             async fn store_webhook(
@@ -268,35 +268,35 @@ macro_rules! impl_message_store {
             ) -> StoreResult<usize> {
                 let mut tx = self.begin_write().await?;
                 let mut new = 0;
-                for r in messages {
-                    let m = &r.message;
-                    new += sqlx::query(
+                // One multi-row statement per chunk: SQLite allows 32766 parameters.
+                for chunk in messages.chunks(500) {
+                    let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \
                          provider_account_id, customer_id, customer_phone, customer_user_id, customer_name, \
-                         kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-                         ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING",
-                    )
-                    .bind(r.tenant_id.0)
-                    .bind(r.id)
-                    .bind(r.channel.as_str())
-                    .bind(&m.provider_message_id)
-                    .bind(&m.provider_account_id)
-                    .bind(&m.customer_id)
-                    .bind(&m.customer_phone)
-                    .bind(&m.customer_user_id)
-                    .bind(&m.customer_name)
-                    .bind(m.kind.as_str())
-                    .bind(&m.text)
-                    .bind(&m.reply_id)
-                    .bind(m.media.as_ref().map(Json))
-                    .bind(&m.context_message_id)
-                    .bind(Json(&m.raw))
-                    .bind(m.timestamp)
-                    .bind(r.received_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected() as usize;
+                         kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        let m = &r.message;
+                        b.push_bind(r.tenant_id.0)
+                            .push_bind(r.id)
+                            .push_bind(r.channel.as_str())
+                            .push_bind(&m.provider_message_id)
+                            .push_bind(&m.provider_account_id)
+                            .push_bind(&m.customer_id)
+                            .push_bind(&m.customer_phone)
+                            .push_bind(&m.customer_user_id)
+                            .push_bind(&m.customer_name)
+                            .push_bind(m.kind.as_str())
+                            .push_bind(&m.text)
+                            .push_bind(&m.reply_id)
+                            .push_bind(m.media.as_ref().map(Json))
+                            .push_bind(&m.context_message_id)
+                            .push_bind(Json(&m.raw))
+                            .push_bind(m.timestamp)
+                            .push_bind(r.received_at);
+                    });
+                    qb.push(" ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING");
+                    new += qb.build().execute(&mut *tx).await?.rows_affected() as usize;
                 }
                 for s in statuses {
                     Self::apply_status(&mut tx, s).await?;
@@ -337,95 +337,136 @@ macro_rules! impl_message_store {
             }
 
             async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
+                if turns.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.begin_write().await?;
-                for t in turns {
-                    sqlx::query(
+                // A batch holds one message per customer (see claim_inbound), but dedupe
+                // anyway: an upsert may not touch one row twice in a statement.
+                let mut seen = std::collections::HashSet::new();
+                let unique: Vec<&TurnRecord> = turns
+                    .iter()
+                    .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
+                    .collect();
+                for chunk in unique.chunks(400) {
+                    let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
-                         first_seen_at, last_inbound_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                         ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+                         first_seen_at, last_inbound_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, t| {
+                        b.push_bind(t.tenant_id.0)
+                            .push_bind(t.channel.as_str())
+                            .push_bind(&t.customer_id)
+                            .push_bind(&t.customer_phone)
+                            .push_bind(&t.customer_user_id)
+                            .push_bind(&t.customer_name)
+                            .push_bind(t.received_at)
+                            .push_bind(t.received_at);
+                    });
+                    qb.push(
+                        " ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
                          phone = COALESCE(excluded.phone, contacts.phone), \
                          user_id = COALESCE(excluded.user_id, contacts.user_id), \
                          name = COALESCE(excluded.name, contacts.name), \
                          last_inbound_at = CASE WHEN excluded.last_inbound_at > contacts.last_inbound_at \
                          THEN excluded.last_inbound_at ELSE contacts.last_inbound_at END",
-                    )
-                    .bind(t.tenant_id.0)
-                    .bind(t.channel.as_str())
-                    .bind(&t.customer_id)
-                    .bind(&t.customer_phone)
-                    .bind(&t.customer_user_id)
-                    .bind(&t.customer_name)
-                    .bind(t.received_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    let conversation: Uuid = sqlx::query_scalar(
-                        "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, channel, customer_id) \
-                         DO UPDATE SET last_message_at = excluded.last_message_at RETURNING id",
-                    )
-                    .bind(t.tenant_id.0)
-                    .bind(Uuid::now_v7())
-                    .bind(t.channel.as_str())
-                    .bind(&t.customer_id)
-                    .bind(t.received_at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if let Some(d) = &t.decision {
-                        sqlx::query(
-                            "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
-                             faq_id, score, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(t.tenant_id.0)
-                        .bind(d.id)
-                        .bind(t.inbound_id)
-                        .bind(conversation)
-                        .bind(&d.reason)
-                        .bind(d.faq_id)
-                        .bind(d.score)
-                        .bind(d.detail.as_ref().map(Json))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    );
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let mut conversations: std::collections::HashMap<(Uuid, String, String), Uuid> =
+                    std::collections::HashMap::with_capacity(unique.len());
+                for chunk in unique.chunks(400) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, t| {
+                        b.push_bind(t.tenant_id.0)
+                            .push_bind(Uuid::now_v7())
+                            .push_bind(t.channel.as_str())
+                            .push_bind(&t.customer_id)
+                            .push_bind(t.received_at)
+                            .push_bind(t.received_at);
+                    });
+                    qb.push(
+                        " ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+                         last_message_at = excluded.last_message_at \
+                         RETURNING tenant_id, channel, customer_id, id",
+                    );
+                    let rows: Vec<(Uuid, String, String, Uuid)> =
+                        qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for (tenant, channel, customer, id) in rows {
+                        conversations.insert((tenant, channel, customer), id);
                     }
-                    if let Some(o) = &t.reply {
-                        sqlx::query(
-                            "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
-                             inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
-                             body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
-                             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-                        )
-                        .bind(t.tenant_id.0)
-                        .bind(o.id)
-                        .bind(&o.idempotency_key)
-                        .bind(conversation)
-                        .bind(t.inbound_id)
-                        .bind(t.channel.as_str())
-                        .bind(&o.provider_account_id)
-                        .bind(&o.recipient)
-                        .bind(o.recipient_is_user_id)
-                        .bind(&o.body)
-                        .bind(o.faq_id)
-                        .bind(&o.mark_read_message_id)
-                        .bind(o.next_attempt_at)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    let sql = if t.keep_text {
-                        "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, conversation_id = $3, \
-                         processed_at = $4 WHERE tenant_id = $1 AND id = $2"
-                    } else {
-                        "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, conversation_id = $3, \
-                         processed_at = $4, body = NULL, raw = '{\"redacted\":true}' WHERE tenant_id = $1 AND id = $2"
-                    };
-                    sqlx::query(sql)
-                        .bind(t.tenant_id.0)
-                        .bind(t.inbound_id)
-                        .bind(conversation)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                }
+                let conv = |t: &TurnRecord| {
+                    conversations
+                        .get(&(t.tenant_id.0, t.channel.as_str().to_string(), t.customer_id.clone()))
+                        .copied()
+                };
+                let decided: Vec<(&TurnRecord, &DecisionRecord)> =
+                    turns.iter().filter_map(|t| t.decision.as_ref().map(|d| (t, d))).collect();
+                for chunk in decided.chunks(400) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
+                         faq_id, score, detail, created_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (t, d)| {
+                        b.push_bind(t.tenant_id.0)
+                            .push_bind(d.id)
+                            .push_bind(t.inbound_id)
+                            .push_bind(conv(t))
+                            .push_bind(&d.reason)
+                            .push_bind(d.faq_id)
+                            .push_bind(d.score)
+                            .push_bind(d.detail.as_ref().map(Json))
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let replies: Vec<(&TurnRecord, &OutboundRecord)> =
+                    turns.iter().filter_map(|t| t.reply.as_ref().map(|o| (t, o))).collect();
+                for chunk in replies.chunks(300) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
+                         inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
+                         body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (t, o)| {
+                        b.push_bind(t.tenant_id.0)
+                            .push_bind(o.id)
+                            .push_bind(&o.idempotency_key)
+                            .push_bind(conv(t))
+                            .push_bind(t.inbound_id)
+                            .push_bind(t.channel.as_str())
+                            .push_bind(&o.provider_account_id)
+                            .push_bind(&o.recipient)
+                            .push_bind(o.recipient_is_user_id)
+                            .push_bind(&o.body)
+                            .push_bind(o.faq_id)
+                            .push_bind(&o.mark_read_message_id)
+                            .push_bind(o.next_attempt_at)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (tenant_id, idempotency_key) DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for chunk in turns.chunks(500) {
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
+                    qb.push("processed_at = ").push_bind(now);
+                    qb.push(
+                        ", conversation_id = v.column3, \
+                         body = CASE WHEN v.column4 THEN body ELSE NULL END, \
+                         raw = CASE WHEN v.column4 THEN raw ELSE '{\"redacted\":true}' END FROM (",
+                    );
+                    qb.push_values(chunk, |mut b, t| {
+                        b.push_bind(t.tenant_id.0)
+                            .push_bind(t.inbound_id)
+                            .push_bind(conv(t))
+                            .push_bind(t.keep_text);
+                    });
+                    qb.push(") AS v WHERE inbound_messages.tenant_id = v.column1 AND inbound_messages.id = v.column2");
+                    qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -447,7 +488,7 @@ macro_rules! impl_message_store {
                 .bind(scope)
                 .bind(window_start)
                 .bind(limit)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?;
                 Ok(counted.is_some_and(|c| c <= limit))
             }
@@ -482,35 +523,47 @@ macro_rules! impl_message_store {
             }
 
             async fn record_send_results(&self, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
+                if results.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.begin_write().await?;
+                let sent: Vec<(&SendResult, &String)> = results
+                    .iter()
+                    .filter_map(|r| match &r.outcome {
+                        SendOutcome::Sent { provider_message_id } => Some((r, provider_message_id)),
+                        _ => None,
+                    })
+                    .collect();
+                for chunk in sent.chunks(500) {
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, ");
+                    qb.push("sent_at = ").push_bind(now).push(", updated_at = ").push_bind(now);
+                    qb.push(
+                        ", provider_message_id = v.column3, \
+                         delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' ELSE delivery_status END FROM (",
+                    );
+                    qb.push_values(chunk, |mut b, (r, id)| {
+                        b.push_bind(r.tenant_id.0).push_bind(r.id).push_bind(id.as_str());
+                    });
+                    qb.push(") AS v WHERE outbound_messages.tenant_id = v.column1 AND outbound_messages.id = v.column2");
+                    qb.build().execute(&mut *tx).await?;
+                    // Statuses that arrived before we learnt the ids.
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT tenant_id, provider_message_id, status, error_code FROM message_statuses \
+                         WHERE (tenant_id, provider_message_id) IN (",
+                    );
+                    qb.push_values(chunk, |mut b, (r, id)| {
+                        b.push_bind(r.tenant_id.0).push_bind(id.as_str());
+                    });
+                    qb.push(")");
+                    let early: Vec<(Uuid, String, String, Option<i64>)> =
+                        qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for (tenant, id, status, code) in early {
+                        Self::advance_delivery(&mut tx, TenantId(tenant), &id, &status, code, now).await?;
+                    }
+                }
                 for r in results {
                     match &r.outcome {
-                        SendOutcome::Sent { provider_message_id } => {
-                            sqlx::query(
-                                "UPDATE outbound_messages SET state = 'sent', provider_message_id = $3, \
-                                 sent_at = $4, updated_at = $4, claimed_until = NULL, \
-                                 delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' \
-                                 ELSE delivery_status END WHERE tenant_id = $1 AND id = $2",
-                            )
-                            .bind(r.tenant_id.0)
-                            .bind(r.id)
-                            .bind(provider_message_id)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                            // Statuses that arrived before we learnt the id.
-                            let early: Vec<(String, Option<i64>)> = sqlx::query_as(
-                                "SELECT status, error_code FROM message_statuses \
-                                 WHERE tenant_id = $1 AND provider_message_id = $2",
-                            )
-                            .bind(r.tenant_id.0)
-                            .bind(provider_message_id)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                            for (status, code) in early {
-                                Self::advance_delivery(&mut tx, r.tenant_id, provider_message_id, &status, code, now).await?;
-                            }
-                        }
+                        SendOutcome::Sent { .. } => {}
                         SendOutcome::Retry { at, code, message } => {
                             sqlx::query(
                                 "UPDATE outbound_messages SET next_attempt_at = $3, claimed_until = NULL, \
@@ -552,7 +605,7 @@ macro_rules! impl_message_store {
                 sqlx::query("UPDATE channel_accounts SET token_status = 'expired' WHERE tenant_id = $1 AND channel = $2")
                     .bind(tenant.0)
                     .bind(channel.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }

@@ -191,36 +191,3 @@ pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
         )
     }
 }
-
-/// A write transaction, holding the in-process write gate where the backend has one.
-/// Dereferences to the connection, so queries run on it as on a `Transaction`.
-pub(crate) struct WriteTx<DB: sqlx::Database> {
-    tx: sqlx::Transaction<'static, DB>,
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl<DB: sqlx::Database> WriteTx<DB> {
-    pub(crate) fn new(
-        tx: sqlx::Transaction<'static, DB>,
-        gate: Option<tokio::sync::OwnedMutexGuard<()>>,
-    ) -> Self {
-        Self { tx, _gate: gate }
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl<DB: sqlx::Database> std::ops::Deref for WriteTx<DB> {
-    type Target = DB::Connection;
-    fn deref(&self) -> &DB::Connection {
-        &self.tx
-    }
-}
-
-impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
-    fn deref_mut(&mut self) -> &mut DB::Connection {
-        &mut self.tx
-    }
-}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::QueryBuilder;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres};
 use uuid::Uuid;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 use super::common::*;
 use super::messages::*;
 use super::rows::*;
-use super::{MigrationStatus, SecretRecord, StoreError, StoreResult, WriteTx};
+use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
 use crate::crypto::Sealed;
 use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
 use crate::domain::*;
@@ -24,6 +25,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL handles concurrent writers itself.
+    writer: PgPool,
 }
 
 impl PgStore {
@@ -38,17 +41,20 @@ impl PgStore {
             .context(
                 "connecting to PostgreSQL (check DATABASE_URL and that the server is running)",
             )?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
     }
 
-    async fn begin_write(&self) -> StoreResult<WriteTx<Postgres>> {
-        Ok(WriteTx::new(self.pool.begin().await?, None))
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.writer.begin().await?)
     }
 }
 
 impl_store!(PgStore, sqlx::PgConnection, super::Backend::Postgres);
-impl_message_store!(PgStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
+impl_message_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");

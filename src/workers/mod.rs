@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 
+pub mod ingest;
 pub mod pipeline;
 pub mod sender;
 pub mod shaper;
