@@ -43,7 +43,8 @@ CREATE TABLE inbound_messages (
     reply_id             TEXT,
     media                JSONB,
     context_message_id   TEXT,
-    raw                  JSONB NOT NULL,
+    -- The provider's JSON, when it says more than the columns above (NULL otherwise).
+    raw                  JSONB,
     provider_timestamp   BIGINT NOT NULL,
     received_at          TIMESTAMPTZ NOT NULL,
     state                TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),

@@ -43,7 +43,8 @@ CREATE TABLE inbound_messages (
     reply_id             TEXT,
     media                TEXT,
     context_message_id   TEXT,
-    raw                  TEXT NOT NULL,
+    -- The provider's JSON, when it says more than the columns above (NULL otherwise).
+    raw                  TEXT,
     provider_timestamp   INTEGER NOT NULL,
     received_at          TEXT NOT NULL,
     state                TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
@@ -55,7 +56,9 @@ CREATE TABLE inbound_messages (
     UNIQUE (tenant_id, channel, provider_message_id)
 );
 CREATE INDEX inbound_messages_customer ON inbound_messages (tenant_id, channel, customer_id, id);
-CREATE INDEX inbound_messages_pending ON inbound_messages (id) WHERE state = 'pending';
+-- Not partial indexes as on PostgreSQL: SQLite (with STAT4) re-prepares a statement
+-- on every new parameter value when it must check a partial index against it.
+CREATE INDEX inbound_messages_pending ON inbound_messages (state, id);
 
 CREATE TABLE decisions (
     tenant_id            BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -100,7 +103,7 @@ CREATE TABLE outbound_messages (
 );
 CREATE INDEX outbound_messages_recipient ON outbound_messages (tenant_id, recipient, id);
 CREATE INDEX outbound_messages_provider_id ON outbound_messages (tenant_id, provider_message_id);
-CREATE INDEX outbound_messages_pending ON outbound_messages (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX outbound_messages_pending ON outbound_messages (state, next_attempt_at);
 
 -- Every status Meta reported, once per (message, status), in arrival order.
 CREATE TABLE message_statuses (

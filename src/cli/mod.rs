@@ -70,10 +70,15 @@ pub fn main() -> ExitCode {
         config.log_filter.as_deref(),
         default_filter,
     );
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        // Database calls hop to sqlx's own threads and back; with only one worker per
+        // core, the task holding the SQLite writer waits behind HTTP work. Measured with
+        // ../shared/bench: 4 workers on 2 cores sustain more than 2 (README, Benchmark).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        builder.worker_threads(cores.max(4));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -207,7 +207,8 @@ pub trait MessageStore: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedOutbound>>;
 
-    /// Records send outcomes in one transaction.
+    /// Records send outcomes. Idempotent, so no transaction is needed: a crash half-way
+    /// leaves rows pending, to be sent or recorded again after their lease.
     async fn record_send_results(
         &self,
         results: &[SendResult],
@@ -229,6 +230,20 @@ pub trait MessageStore: Send + Sync {
         tenant: TenantId,
         limit: i64,
     ) -> StoreResult<Vec<StoredDecision>>;
+}
+
+/// Whether a message's provider JSON says more than its columns. A plain text message
+/// (sender, id, time, body) does not, and is stored without it; anything else (media,
+/// replies, ad referrals, forwarded flags, unknown types) keeps its JSON whole.
+pub fn raw_worth_keeping(m: &InboundMessage) -> bool {
+    const PLAIN: [&str; 6] = ["from", "from_user_id", "id", "timestamp", "type", "text"];
+    match (&m.kind, m.raw.as_object()) {
+        (crate::domain::message::MessageKind::Text, Some(obj)) => {
+            !obj.keys().all(|k| PLAIN.contains(&k.as_str()))
+                || m.raw["text"].as_object().is_some_and(|t| t.len() > 1)
+        }
+        _ => true,
+    }
 }
 
 /// Rank of a delivery status: statuses only move forward. `failed` may replace
@@ -266,37 +281,16 @@ macro_rules! impl_message_store {
                 messages: &[InboundRecord],
                 statuses: &[StatusRecord],
             ) -> StoreResult<usize> {
+                if statuses.is_empty() && messages.len() <= 500 {
+                    // The common case is one statement: atomic without a transaction,
+                    // and one round trip to the database instead of three.
+                    let mut conn = self.writer.acquire().await?;
+                    return Self::insert_inbound(&mut conn, messages).await;
+                }
                 let mut tx = self.begin_write().await?;
                 let mut new = 0;
-                // One multi-row statement per chunk: SQLite allows 32766 parameters.
                 for chunk in messages.chunks(500) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \
-                         provider_account_id, customer_id, customer_phone, customer_user_id, customer_name, \
-                         kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        let m = &r.message;
-                        b.push_bind(r.tenant_id.0)
-                            .push_bind(r.id)
-                            .push_bind(r.channel.as_str())
-                            .push_bind(&m.provider_message_id)
-                            .push_bind(&m.provider_account_id)
-                            .push_bind(&m.customer_id)
-                            .push_bind(&m.customer_phone)
-                            .push_bind(&m.customer_user_id)
-                            .push_bind(&m.customer_name)
-                            .push_bind(m.kind.as_str())
-                            .push_bind(&m.text)
-                            .push_bind(&m.reply_id)
-                            .push_bind(m.media.as_ref().map(Json))
-                            .push_bind(&m.context_message_id)
-                            .push_bind(Json(&m.raw))
-                            .push_bind(m.timestamp)
-                            .push_bind(r.received_at);
-                    });
-                    qb.push(" ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING");
-                    new += qb.build().execute(&mut *tx).await?.rows_affected() as usize;
+                    new += Self::insert_inbound(&mut tx, chunk).await?;
                 }
                 for s in statuses {
                     Self::apply_status(&mut tx, s).await?;
@@ -311,26 +305,25 @@ macro_rules! impl_message_store {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<Vec<ClaimedInbound>> {
-                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-                    format!(
+                // The limit is written into the text, not bound: SQLite re-prepares a
+                // statement on every execution when its LIMIT is a bound parameter.
+                let limit = limit.clamp(1, 10_000);
+                let sql = format!(
                         "UPDATE inbound_messages SET claimed_until = $1, attempts = attempts + 1 \
                          WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
                          WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
                          AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
                          AND o.channel = m.channel AND o.customer_id = m.customer_id \
                          AND o.state = 'pending' AND o.id < m.id) \
-                         ORDER BY m.id LIMIT $3{}) RETURNING {INBOUND_COLS}",
+                         ORDER BY m.id LIMIT {limit}{}) RETURNING {INBOUND_COLS}",
                         $lock
-                    )
-                });
-                let mut tx = self.begin_write().await?;
-                let rows: Vec<InboundRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
+                    );
+                // One statement: atomic on its own, no explicit transaction needed.
+                let rows: Vec<InboundRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(lease_until)
                     .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.writer)
                     .await?;
-                tx.commit().await?;
                 let mut out: Vec<ClaimedInbound> = rows.into_iter().map(ClaimedInbound::try_from).collect::<StoreResult<_>>()?;
                 out.sort_by_key(|c| c.id);
                 Ok(out)
@@ -499,26 +492,25 @@ macro_rules! impl_message_store {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<Vec<ClaimedOutbound>> {
-                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-                    format!(
+                // The limit is written into the text, not bound: SQLite re-prepares a
+                // statement on every execution when its LIMIT is a bound parameter.
+                let limit = limit.clamp(1, 10_000);
+                let sql = format!(
                         "UPDATE outbound_messages SET claimed_until = $1, attempts = attempts + 1 \
                          WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
                          WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
                          AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
                          AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
                          AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
-                         ORDER BY m.next_attempt_at LIMIT $3{}) RETURNING {OUTBOUND_COLS}",
+                         ORDER BY m.next_attempt_at LIMIT {limit}{}) RETURNING {OUTBOUND_COLS}",
                         $lock
-                    )
-                });
-                let mut tx = self.begin_write().await?;
-                let rows: Vec<OutboundRow> = sqlx::query_as(AssertSqlSafe(SQL.as_str()))
+                    );
+                // One statement: atomic on its own, no explicit transaction needed.
+                let rows: Vec<OutboundRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(lease_until)
                     .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.writer)
                     .await?;
-                tx.commit().await?;
                 rows.into_iter().map(ClaimedOutbound::try_from).collect()
             }
 
@@ -526,7 +518,9 @@ macro_rules! impl_message_store {
                 if results.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.begin_write().await?;
+                // No transaction: each statement is atomic and every step is idempotent
+                // (statuses only move forward), so a crash between them loses nothing.
+                let mut tx = self.writer.acquire().await?;
                 let sent: Vec<(&SendResult, &String)> = results
                     .iter()
                     .filter_map(|r| match &r.outcome {
@@ -597,7 +591,6 @@ macro_rules! impl_message_store {
                         }
                     }
                 }
-                tx.commit().await?;
                 Ok(())
             }
 
@@ -650,6 +643,40 @@ macro_rules! impl_message_store {
         }
 
         impl $store {
+            /// One multi-row insert (SQLite allows 32766 parameters: at most 500 rows).
+            async fn insert_inbound(conn: &mut $conn, chunk: &[InboundRecord]) -> StoreResult<usize> {
+                if chunk.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \
+                     provider_account_id, customer_id, customer_phone, customer_user_id, customer_name, \
+                     kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) ",
+                );
+                qb.push_values(chunk, |mut b, r| {
+                    let m = &r.message;
+                    b.push_bind(r.tenant_id.0)
+                        .push_bind(r.id)
+                        .push_bind(r.channel.as_str())
+                        .push_bind(&m.provider_message_id)
+                        .push_bind(&m.provider_account_id)
+                        .push_bind(&m.customer_id)
+                        .push_bind(&m.customer_phone)
+                        .push_bind(&m.customer_user_id)
+                        .push_bind(&m.customer_name)
+                        .push_bind(m.kind.as_str())
+                        .push_bind(&m.text)
+                        .push_bind(&m.reply_id)
+                        .push_bind(m.media.as_ref().map(Json))
+                        .push_bind(&m.context_message_id)
+                        .push_bind(raw_worth_keeping(m).then(|| Json(&m.raw)))
+                        .push_bind(m.timestamp)
+                        .push_bind(r.received_at);
+                });
+                qb.push(" ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING");
+                Ok(qb.build().execute(&mut *conn).await?.rows_affected() as usize)
+            }
+
             async fn apply_status(conn: &mut $conn, s: &StatusRecord) -> StoreResult<()> {
                 let st = &s.status;
                 let code = st.errors.first().map(|e| e.code);
@@ -712,3 +739,58 @@ macro_rules! impl_message_store {
 }
 
 pub(super) use impl_message_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::message::MessageKind;
+    use serde_json::json;
+
+    fn msg(kind: MessageKind, raw: serde_json::Value) -> InboundMessage {
+        InboundMessage {
+            provider_message_id: "wamid.1".into(),
+            provider_account_id: "1".into(),
+            customer_id: "2".into(),
+            customer_phone: Some("2".into()),
+            customer_user_id: None,
+            customer_name: None,
+            timestamp: 0,
+            kind,
+            text: Some("hi".into()),
+            reply_id: None,
+            media: None,
+            context_message_id: None,
+            raw,
+        }
+    }
+
+    #[test]
+    fn only_a_plain_text_message_is_stored_without_its_json() {
+        let plain = json!({"from": "2", "id": "wamid.1", "timestamp": "1", "type": "text", "text": {"body": "hi"}});
+        assert!(!raw_worth_keeping(&msg(MessageKind::Text, plain)));
+        let forwarded = json!({"from": "2", "id": "w", "timestamp": "1", "type": "text", "text": {"body": "hi"},
+            "context": {"forwarded": true}});
+        assert!(raw_worth_keeping(&msg(MessageKind::Text, forwarded)));
+        let from_ad = json!({"from": "2", "id": "w", "timestamp": "1", "type": "text", "text": {"body": "hi"},
+            "referral": {"source_type": "ad", "ctwa_clid": "x"}});
+        assert!(raw_worth_keeping(&msg(MessageKind::Text, from_ad)));
+        let link = json!({"from": "2", "id": "w", "timestamp": "1", "type": "text", "text": {"body": "hi", "preview": 1}});
+        assert!(raw_worth_keeping(&msg(MessageKind::Text, link)));
+        assert!(raw_worth_keeping(&msg(
+            MessageKind::Other("hologram".into()),
+            json!({"type": "hologram"})
+        )));
+        assert!(raw_worth_keeping(&msg(
+            MessageKind::Image,
+            json!({"type": "image"})
+        )));
+    }
+
+    #[test]
+    fn delivery_statuses_rank_forward_only() {
+        assert!(delivery_rank("sent") < delivery_rank("delivered"));
+        assert!(delivery_rank("delivered") < delivery_rank("read"));
+        assert_eq!(delivery_rank("played"), delivery_rank("read"));
+        assert_eq!(delivery_rank("deleted"), -1);
+    }
+}

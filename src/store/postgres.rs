@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::QueryBuilder;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres};
 use uuid::Uuid;
@@ -57,4 +57,9 @@ impl PgStore {
 }
 
 impl_store!(PgStore, sqlx::PgConnection, super::Backend::Postgres);
-impl_message_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
+impl_message_store!(
+    PgStore,
+    sqlx::PgConnection,
+    sqlx::Postgres,
+    " FOR UPDATE SKIP LOCKED"
+);

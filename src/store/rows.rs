@@ -236,7 +236,7 @@ pub struct InboundRow {
     pub reply_id: Option<String>,
     pub media: Option<Json<Media>>,
     pub context_message_id: Option<String>,
-    pub raw: Json<serde_json::Value>,
+    pub raw: Option<Json<serde_json::Value>>,
     pub provider_timestamp: i64,
     pub received_at: DateTime<Utc>,
     pub attempts: i64,
@@ -262,7 +262,8 @@ impl TryFrom<InboundRow> for ClaimedInbound {
                 reply_id: r.reply_id,
                 media: r.media.map(|m| m.0),
                 context_message_id: r.context_message_id,
-                raw: r.raw.0,
+                // NULL: the JSON held nothing beyond the columns (see `raw_worth_keeping`).
+                raw: r.raw.map(|j| j.0).unwrap_or(serde_json::Value::Null),
             },
             received_at: r.received_at,
             attempts: r.attempts,

@@ -6,11 +6,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::QueryBuilder;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Sqlite};
 use uuid::Uuid;
@@ -49,7 +49,9 @@ impl SqliteStore {
             .foreign_keys(true)
             // Read pages through the OS's mapping instead of copying them per read.
             .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            // Checkpoint less often: a page changed many times is copied back once.
+            .pragma("wal_autocheckpoint", "4000");
         let file = opts.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory
@@ -69,7 +71,11 @@ impl SqliteStore {
             .await
             .with_context(|| format!("opening the SQLite database {}", file.display()))?;
         // An in-memory database exists once per connection: read where we write.
-        let pool = if in_memory { writer.clone() } else { open(4).await? };
+        let pool = if in_memory {
+            writer.clone()
+        } else {
+            open(4).await?
+        };
         Ok(Self { pool, writer })
     }
 

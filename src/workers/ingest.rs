@@ -55,11 +55,18 @@ impl Ingest {
     }
 }
 
-async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, writers: usize, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    writers: usize,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let permits = Arc::new(Semaphore::new(writers));
     loop {
         // Wait for a free writer first: whatever arrives meanwhile joins this batch.
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let Some(first) = rx.recv().await else { return };
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS {
