@@ -126,6 +126,35 @@ async fn wait_log(
     panic!("condition not reached; log: {:#?}", w.log(slug).await);
 }
 
+/// For the crash tests: the world's own app is retired, and an instance that stores
+/// webhooks but runs no workers (as if it died right after each 200) has stored one
+/// acme message `wamid`. Returns it and its configuration (lease `lease`).
+async fn stored_but_not_processed(
+    w: &World,
+    wamid: &str,
+    lease: Duration,
+) -> (TestApp, parley::config::Config) {
+    w.app.state.store.close().await;
+    let mut cfg = test_config(&w.db.url);
+    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
+    cfg.run_workers = false;
+    cfg.work_lease = lease;
+    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
+    let body = text_webhook(A, "15551230001", wamid, "Do you deliver?");
+    let r = reqwest::Client::new()
+        .post(first.url("/webhooks/whatsapp/acme"))
+        .header(
+            "x-hub-signature-256",
+            sign("appsecret-acme-0123456789", &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    (first, cfg)
+}
+
 async fn each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -379,24 +408,8 @@ async fn a_crash_after_the_200_and_before_the_send_still_replies_once_after_rest
     let Some(w) = World::with(db, true, |_| {}).await else {
         return;
     };
-    w.app.state.store.close().await; // the first app plays no further part
-    // An instance that stores webhooks but runs no workers: like a crash right after the 200.
-    let mut cfg = test_config(&w.db.url);
-    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
-    cfg.run_workers = false;
-    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
-    let body = text_webhook(A, "15551230001", "wamid.IN.crash", "Do you deliver?");
-    let r = reqwest::Client::new()
-        .post(first.url("/webhooks/whatsapp/acme"))
-        .header(
-            "x-hub-signature-256",
-            sign("appsecret-acme-0123456789", &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (first, mut cfg) =
+        stored_but_not_processed(&w, "wamid.IN.crash", Duration::from_secs(30)).await;
     first.stop().await;
     assert!(sent_texts(&w.meta).await.is_empty());
 
@@ -413,24 +426,8 @@ async fn work_claimed_by_a_crashed_worker_is_taken_up_after_its_lease(db: Db) {
     let Some(w) = World::with(db, true, |_| {}).await else {
         return;
     };
-    w.app.state.store.close().await;
-    let mut cfg = test_config(&w.db.url);
-    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
-    cfg.run_workers = false;
-    cfg.work_lease = Duration::from_secs(1);
-    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
-    let body = text_webhook(A, "15551230001", "wamid.IN.lease", "Do you deliver?");
-    let r = reqwest::Client::new()
-        .post(first.url("/webhooks/whatsapp/acme"))
-        .header(
-            "x-hub-signature-256",
-            sign("appsecret-acme-0123456789", &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (first, mut cfg) =
+        stored_but_not_processed(&w, "wamid.IN.lease", Duration::from_secs(1)).await;
     // The "crashed" worker claimed it and never finished.
     let now = Utc::now();
     let claimed = first
@@ -769,24 +766,8 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
     let Some(w) = World::with(db, true, |_| {}).await else {
         return;
     };
-    w.app.state.store.close().await;
-    let mut cfg = test_config(&w.db.url);
-    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
-    cfg.run_workers = false;
-    cfg.work_lease = Duration::from_secs(1);
-    let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
-    let body = text_webhook(A, "15551230001", "wamid.IN.flight", "Do you deliver?");
-    let r = reqwest::Client::new()
-        .post(first.url("/webhooks/whatsapp/acme"))
-        .header(
-            "x-hub-signature-256",
-            sign("appsecret-acme-0123456789", &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (first, mut cfg) =
+        stored_but_not_processed(&w, "wamid.IN.flight", Duration::from_secs(1)).await;
     // The pipeline ran and queued the reply; the sender claimed it and died mid-send.
     assert_eq!(
         parley::workers::pipeline::process_once(&first.state)

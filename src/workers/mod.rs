@@ -19,10 +19,58 @@ pub const CACHE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(cache_sync(state.clone(), stop.clone()))];
     if state.config.run_workers {
-        tasks.push(tokio::spawn(pipeline::run(state.clone(), stop.clone())));
-        tasks.push(tokio::spawn(sender::run(state.clone(), stop)));
+        let s = state.clone();
+        tasks.push(tokio::spawn(work_loop(
+            "pipeline",
+            s.clone(),
+            s.wake_pipeline.clone(),
+            stop.clone(),
+            |st| async move { pipeline::process_once(&st).await },
+        )));
+        tasks.push(tokio::spawn(work_loop(
+            "sender",
+            s.clone(),
+            s.wake_sender.clone(),
+            stop,
+            |st| async move { sender::send_once(&st).await },
+        )));
     }
     tasks
+}
+
+/// Runs `step` until `stop`: again at once while it finds work, else after a wake-up
+/// or the poll interval (the safety net for retries that fell due and expired leases).
+async fn work_loop<F, Fut>(
+    name: &'static str,
+    state: AppState,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+    step: F,
+) where
+    F: Fn(AppState) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, crate::store::StoreError>>,
+{
+    let poll = state.config.poll_interval;
+    loop {
+        match step(state.clone()).await {
+            Ok(0) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            Ok(_) if *stop.borrow() => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(worker = name, error = %e, "database error; retrying shortly");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
 }
 
 /// Picks up tenant changes made by other processes (the CLI, other instances).

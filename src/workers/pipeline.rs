@@ -2,43 +2,10 @@
 //! writes decisions and outbox rows in one transaction per batch. Woken at once by
 //! the webhook; a poll is the safety net (and picks up expired leases after a crash).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::{Notify, watch};
-
 use crate::app::AppState;
 
 /// Most messages claimed at once.
 const BATCH: i64 = 256;
-
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let wake: Arc<Notify> = state.wake_pipeline.clone();
-    let poll = state.config.poll_interval;
-    loop {
-        match process_once(&state).await {
-            Ok(0) => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-            Ok(_) => {
-                if *stop.borrow() {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "pipeline: database error; retrying shortly");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
-    }
-}
 
 /// Claims and processes one batch; returns how many messages it handled.
 pub async fn process_once(state: &AppState) -> Result<usize, crate::store::StoreError> {

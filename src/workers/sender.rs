@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::app::AppState;
@@ -19,34 +19,6 @@ use crate::store::messages::{ClaimedOutbound, SendOutcome, SendResult};
 const BATCH: i64 = 256;
 /// Sends in flight at once per worker.
 const IN_FLIGHT: usize = 128;
-
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let wake: Arc<Notify> = state.wake_sender.clone();
-    let poll = state.config.poll_interval;
-    loop {
-        match send_once(&state).await {
-            Ok(0) => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-            Ok(_) => {
-                if *stop.borrow() {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "sender: database error; retrying shortly");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
-    }
-}
 
 /// Claims, sends and records one batch; returns how many messages it handled.
 pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreError> {
