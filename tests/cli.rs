@@ -518,3 +518,59 @@ fn faq_try_prints_one_json_line_per_question() {
     assert_eq!(lines[2]["answered"], false, "{}", lines[2]);
     assert!(lines[2]["confidence"].as_f64().unwrap() < 0.6);
 }
+
+#[test]
+fn secrets_can_come_from_files_and_both_forms_at_once_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let key = parley::crypto::generate_key_b64();
+    let key = secrecy::ExposeSecret::expose_secret(&key).to_string();
+    std::fs::write(dir.path().join("key"), format!("{key}\n")).unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["keys", "status"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", &url);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let key_file = dir.path().join("key").display().to_string();
+    let out = run(&[("PARLEY_MASTER_KEY_FILE", &key_file)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let raw = base64_decode(&key);
+    let expected = parley::crypto::key_id(&raw);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("active key: {expected}")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !dir.path().join("master.key").exists(),
+        "no key file is generated when one is given"
+    );
+
+    let out = run(&[
+        ("PARLEY_MASTER_KEY_FILE", &key_file),
+        ("PARLEY_MASTER_KEY", &key),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("both PARLEY_MASTER_KEY and PARLEY_MASTER_KEY_FILE are set"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[("PARLEY_MASTER_KEY_FILE", "/nonexistent/key")]);
+    assert!(
+        text(&out).contains("PARLEY_MASTER_KEY_FILE: cannot read /nonexistent/key"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
