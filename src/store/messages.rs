@@ -218,6 +218,10 @@ pub trait MessageStore: Send + Sync {
     /// Marks a tenant's channel token as expired (Meta error 190).
     async fn mark_token_expired(&self, tenant: TenantId, channel: Channel) -> StoreResult<()>;
 
+    /// Periodic upkeep of the queue tables (PostgreSQL: vacuum them, so claims do not
+    /// walk dead rows when autovacuum is off or behind; SQLite: nothing to do).
+    async fn maintain_queues(&self) -> StoreResult<()>;
+
     /// How many inbound messages wait to be processed, and outbound to be sent.
     async fn queue_depths(&self) -> StoreResult<(i64, i64)>;
 
@@ -601,6 +605,10 @@ macro_rules! impl_message_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(())
+            }
+
+            async fn maintain_queues(&self) -> StoreResult<()> {
+                Self::maintain(&self.writer).await
             }
 
             async fn queue_depths(&self) -> StoreResult<(i64, i64)> {

@@ -47,6 +47,28 @@ impl PgStore {
         })
     }
 
+    /// Vacuums the queue tables, on one instance at a time (advisory lock).
+    async fn maintain(pool: &PgPool) -> StoreResult<()> {
+        const LOCK: i64 = 0x7061_726c_6579_0001; // "parley" + job 1
+        let mut conn = pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !got {
+            return Ok(());
+        }
+        let result = sqlx::query("VACUUM (ANALYZE) inbound_messages, outbound_messages")
+            .execute(&mut *conn)
+            .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK)
+            .execute(&mut *conn)
+            .await?;
+        result?;
+        Ok(())
+    }
+
     fn migrator() -> &'static Migrator {
         &MIGRATOR
     }

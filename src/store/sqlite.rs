@@ -79,6 +79,11 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
+    /// Nothing to do: SQLite reuses freed pages by itself.
+    async fn maintain(_pool: &SqlitePool) -> StoreResult<()> {
+        Ok(())
+    }
+
     fn migrator() -> &'static Migrator {
         &MIGRATOR
     }

@@ -18,6 +18,9 @@ pub const CACHE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Starts every worker; each stops when `stop` turns true.
 pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(cache_sync(state.clone(), stop.clone()))];
+    if state.config.run_workers && state.store.backend() == crate::store::Backend::Postgres {
+        tasks.push(tokio::spawn(queue_upkeep(state.clone(), stop.clone())));
+    }
     if state.config.run_workers {
         let s = state.clone();
         tasks.push(tokio::spawn(work_loop(
@@ -69,6 +72,26 @@ async fn work_loop<F, Fut>(
                     _ = stop.changed() => return,
                 }
             }
+        }
+    }
+}
+
+/// How often the queue tables are vacuumed on PostgreSQL.
+pub const QUEUE_UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keeps claims fast on PostgreSQL: every processed message leaves dead index entries
+/// in the queue tables, and claims walk them until a vacuum removes them.
+async fn queue_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(QUEUE_UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = state.store.maintain_queues().await {
+            tracing::warn!(error = %e, "queue upkeep failed");
         }
     }
 }
