@@ -793,6 +793,53 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
     second.stop().await;
 }
 
+async fn the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes(db: Db) {
+    // Tenant acme uses the fixtures' fake app secret, so their recorded signatures verify.
+    let Some(w) = World::with(db, true, |b| {
+        if b["slug"] == "acme" {
+            b["whatsapp"]["app_secret"] = json!("test_app_secret_0123456789abcdef");
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/meta_text.json"
+    ))
+    .unwrap();
+    let signature = "sha256=45f0860a8e88752081a7e4fb967d21d8f48146160e25b12c687262d83114437b";
+    let r = reqwest::Client::new()
+        .post(w.app.url("/webhooks/whatsapp/acme"))
+        .header("x-hub-signature-256", signature)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, "+15551230001");
+    let log = w.log("acme").await;
+    let inbound = log.iter().find(|m| m.direction == "in").unwrap();
+    assert_eq!(
+        inbound.body.as_deref(),
+        Some("Hola, \u{bf}abren el s\u{e1}bado? What are your opening hours?")
+    );
+    // The same bytes re-serialized no longer carry a valid signature.
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let reserialized = serde_json::to_vec(&v).unwrap();
+    let r = reqwest::Client::new()
+        .post(w.app.url("/webhooks/whatsapp/acme"))
+        .header("x-hub-signature-256", signature)
+        .body(reserialized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
 on_both_backends!(
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
     the_same_webhook_delivered_three_times_gets_one_reply,
@@ -813,4 +860,5 @@ on_both_backends!(
     one_customers_messages_are_answered_in_order,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
+    the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );
