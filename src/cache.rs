@@ -187,21 +187,15 @@ impl TenantCache {
         channel: Channel,
         provider_account_id: &str,
     ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
-        let key = (channel, provider_account_id.to_string());
-        let id = match self.routes.get(&key).await {
-            Some(id) => id,
-            None => {
-                let found = self
-                    .store
-                    .find_tenant_by_channel_account(channel, provider_account_id)
-                    .await
-                    .map_err(|e| Arc::new(ContextError::Store(e)))?;
-                let Some(id) = found else { return Ok(None) };
-                self.routes.insert(key, id).await;
-                id
-            }
-        };
-        self.get(id).await
+        let lookup = self
+            .store
+            .find_tenant_by_channel_account(channel, provider_account_id);
+        self.get_indexed(
+            &self.routes,
+            (channel, provider_account_id.to_string()),
+            lookup,
+        )
+        .await
     }
 
     /// The context of the tenant with this slug (webhook paths name tenants by slug).
@@ -209,17 +203,29 @@ impl TenantCache {
         &self,
         slug: &str,
     ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
-        let id = match self.slugs.get(slug).await {
+        let lookup = async { Ok(self.store.find_tenant_by_slug(slug).await?.map(|t| t.id)) };
+        self.get_indexed(&self.slugs, slug.to_string(), lookup)
+            .await
+    }
+
+    /// Finds a tenant id through `index`, asking the store (`lookup`, only awaited on a
+    /// miss) when it is not cached, then returns that tenant's context.
+    async fn get_indexed<K>(
+        &self,
+        index: &Cache<K, TenantId>,
+        key: K,
+        lookup: impl std::future::Future<Output = Result<Option<TenantId>, StoreError>>,
+    ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+    {
+        let id = match index.get(&key).await {
             Some(id) => id,
             None => {
-                let found = self
-                    .store
-                    .find_tenant_by_slug(slug)
-                    .await
-                    .map_err(|e| Arc::new(ContextError::Store(e)))?;
-                let Some(t) = found else { return Ok(None) };
-                self.slugs.insert(slug.to_string(), t.id).await;
-                t.id
+                let found = lookup.await.map_err(|e| Arc::new(ContextError::Store(e)))?;
+                let Some(id) = found else { return Ok(None) };
+                index.insert(key, id).await;
+                id
             }
         };
         self.get(id).await
