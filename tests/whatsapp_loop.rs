@@ -126,6 +126,22 @@ async fn wait_log(
     panic!("condition not reached; log: {:#?}", w.log(slug).await);
 }
 
+/// The tenant's first reply in its message log.
+async fn reply(w: &World, slug: &str) -> parley::store::messages::LoggedMessage {
+    let log = w.log(slug).await;
+    log.into_iter()
+        .find(|m| m.direction == "out")
+        .expect("a reply was queued")
+}
+
+/// Waits until the tenant's reply reaches `state` (sent, failed, …).
+async fn wait_reply_state(w: &World, slug: &str, state: &str) {
+    wait_log(w, slug, |l| {
+        l.iter().any(|m| m.direction == "out" && m.state == state)
+    })
+    .await;
+}
+
 /// For the crash tests: the world's own app is retired, and an instance that stores
 /// webhooks but runs no workers (as if it died right after each 200) has stored one
 /// acme message `wamid`. Returns it and its configuration (lease `lease`).
@@ -201,12 +217,8 @@ async fn each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number(db: D
         "{reads:?}"
     );
     // The log and the decision say why.
-    wait_log(&w, "acme", |l| {
-        l.iter().any(|m| m.direction == "out" && m.state == "sent")
-    })
-    .await;
-    let log = w.log("acme").await;
-    let out = log.iter().find(|m| m.direction == "out").unwrap();
+    wait_reply_state(&w, "acme", "sent").await;
+    let out = reply(&w, "acme").await;
     assert_eq!(out.body.as_deref(), Some("9-18 (acme)"));
     assert!(
         out.provider_message_id
@@ -311,22 +323,14 @@ async fn meta_failing_twice_with_500_then_accepting_delivers_exactly_once(db: Db
         &text_webhook(A, "15551230001", "wamid.IN.r", "Do you deliver?"),
     )
     .await;
-    wait_log(&w, "acme", |l| {
-        l.iter().any(|m| m.direction == "out" && m.state == "sent")
-    })
-    .await;
+    wait_reply_state(&w, "acme", "sent").await;
     let reqs = w.meta.received_requests().await.unwrap();
     let texts = reqs
         .iter()
         .filter(|r| String::from_utf8_lossy(&r.body).contains("\"type\":\"text\""))
         .count();
     assert_eq!(texts, 3, "two failures and one success");
-    let out = w
-        .log("acme")
-        .await
-        .into_iter()
-        .find(|m| m.direction == "out")
-        .unwrap();
+    let out = reply(&w, "acme").await;
     assert_eq!(out.attempts, 3);
     assert_eq!(wait_for_texts(&w.meta, 4).await.len(), 3);
 }
@@ -347,18 +351,9 @@ async fn a_window_closed_error_is_recorded_as_failed_and_never_retried(db: Db) {
         &text_webhook(A, "15551230001", "wamid.IN.w", "Do you deliver?"),
     )
     .await;
-    wait_log(&w, "acme", |l| {
-        l.iter()
-            .any(|m| m.direction == "out" && m.state == "failed")
-    })
-    .await;
+    wait_reply_state(&w, "acme", "failed").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let out = w
-        .log("acme")
-        .await
-        .into_iter()
-        .find(|m| m.direction == "out")
-        .unwrap();
+    let out = reply(&w, "acme").await;
     assert_eq!(
         (out.state.as_str(), out.error_code, out.attempts),
         ("failed", Some(131047), 1)
@@ -387,11 +382,7 @@ async fn an_expired_token_marks_the_tenant_and_stops_retrying(db: Db) {
         &text_webhook(A, "15551230001", "wamid.IN.t", "Do you deliver?"),
     )
     .await;
-    wait_log(&w, "acme", |l| {
-        l.iter()
-            .any(|m| m.direction == "out" && m.state == "failed")
-    })
-    .await;
+    wait_reply_state(&w, "acme", "failed").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let expired = w
         .db
@@ -550,30 +541,15 @@ async fn statuses_move_forward_only_whatever_their_order(db: Db) {
         &text_webhook(A, "15551230001", "wamid.IN.s", "Do you deliver?"),
     )
     .await;
-    wait_log(&w, "acme", |l| {
-        l.iter().any(|m| m.direction == "out" && m.state == "sent")
-    })
-    .await;
-    let wamid = w
-        .log("acme")
-        .await
-        .into_iter()
-        .find(|m| m.direction == "out")
-        .unwrap()
-        .provider_message_id
-        .unwrap();
+    wait_reply_state(&w, "acme", "sent").await;
+    let wamid = reply(&w, "acme").await.provider_message_id.unwrap();
     for status in ["read", "delivered", "sent", "read", "delivered"] {
         let r = w
             .post_signed("acme", &status_webhook(A, &wamid, status, "15551230001"))
             .await;
         assert_eq!(r.status(), 200);
     }
-    let out = w
-        .log("acme")
-        .await
-        .into_iter()
-        .find(|m| m.direction == "out")
-        .unwrap();
+    let out = reply(&w, "acme").await;
     assert_eq!(out.delivery_status.as_deref(), Some("read"));
     let rows = w.db.count("SELECT COUNT(*) FROM message_statuses").await;
     assert_eq!(rows, 3, "one row per (message, status)");
