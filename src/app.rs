@@ -35,6 +35,10 @@ pub struct AppState {
     pub shaper: Arc<RateShaper>,
     /// Stores webhook events with group commit.
     pub ingest: Ingest,
+    /// One client for every tenant's LLM calls.
+    pub llm: crate::llm::LlmClient,
+    /// Bounds the LLM calls in flight.
+    pub llm_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Opens the database named in `config`, applying pending migrations if
@@ -75,7 +79,11 @@ impl AppState {
             crate::store::Backend::Postgres => 4,
         };
         let ingest = Ingest::spawn(store.clone(), wake_pipeline.clone(), writers);
+        let llm = crate::llm::LlmClient::new(config.llm_connect_timeout, config.llm_timeout);
+        let llm_slots = Arc::new(tokio::sync::Semaphore::new(config.llm_concurrency));
         Self {
+            llm,
+            llm_slots,
             ingest,
             store,
             cache,

@@ -14,6 +14,7 @@ use crate::crypto::{CryptoError, KeyRing};
 use crate::domain::secret_field::*;
 use crate::domain::*;
 use crate::faq::FaqSet;
+use crate::store::conversations::PromptVersion;
 use crate::store::{SecretRecord, Store, StoreError};
 
 /// A tenant's WhatsApp account with its opened credentials.
@@ -40,6 +41,23 @@ pub struct TenantContext {
     pub training: Vec<TrainingItem>,
     /// The FAQ matcher over `training`, rebuilt whenever the context is reloaded.
     pub faq: FaqSet,
+    /// The published prompt versions (system, classifier), if any.
+    pub prompts: Vec<PromptVersion>,
+}
+
+impl TenantContext {
+    /// The live version of a prompt kind, if one was published.
+    pub fn published_prompt(&self, kind: &str) -> Option<&PromptVersion> {
+        self.prompts.iter().find(|p| p.kind == kind)
+    }
+
+    /// The default template (tone, length, fallback system prompt), if any.
+    pub fn default_template(&self) -> Option<&Template> {
+        self.templates
+            .iter()
+            .find(|t| t.is_default)
+            .or(self.templates.first())
+    }
 }
 
 /// Why a tenant's context could not be loaded.
@@ -99,6 +117,7 @@ impl TenantContext {
             return Ok(None);
         };
         let secrets = store.list_secrets(id).await?;
+        let prompts = store.published_prompts(id).await?;
         let t = &state.tenant;
         let whatsapp = match state.whatsapp {
             Some(account) => Some(WhatsappContext {
@@ -124,6 +143,7 @@ impl TenantContext {
             ai,
             templates: state.templates,
             training: state.training,
+            prompts,
         }))
     }
 }

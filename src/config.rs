@@ -107,6 +107,12 @@ pub struct Config {
     pub max_send_attempts: i64,
     /// Run the inbox and outbox workers in this process (off: webhooks and API only).
     pub run_workers: bool,
+    /// Connecting to a tenant's LLM provider may take this long.
+    pub llm_connect_timeout: Duration,
+    /// One LLM call may take this long in all; then the tenant's fallback is sent.
+    pub llm_timeout: Duration,
+    /// LLM calls in flight at once (across tenants).
+    pub llm_concurrency: usize,
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -207,6 +213,21 @@ impl Config {
         if max_send_attempts < 1 {
             bail!("PARLEY_MAX_SEND_ATTEMPTS must be at least 1");
         }
+        let llm_connect_timeout =
+            Duration::from_millis(number("PARLEY_LLM_CONNECT_TIMEOUT_MS", 5000)?.max(1));
+        let llm_timeout = Duration::from_millis(number("PARLEY_LLM_TIMEOUT_MS", 20_000)?.max(1));
+        if llm_timeout >= work_lease {
+            bail!(
+                "PARLEY_LLM_TIMEOUT_MS ({} ms) must be shorter than PARLEY_WORK_LEASE_SECONDS ({} s), \
+                 or a slow model would let another worker take the same message",
+                llm_timeout.as_millis(),
+                work_lease.as_secs()
+            );
+        }
+        let llm_concurrency: usize = number("PARLEY_LLM_CONCURRENCY", 64)?;
+        if llm_concurrency < 1 {
+            bail!("PARLEY_LLM_CONCURRENCY must be at least 1");
+        }
         let run_workers = match var("PARLEY_WORKERS")? {
             Some(v) => parse_bool("PARLEY_WORKERS", &v)?,
             None => true,
@@ -226,6 +247,9 @@ impl Config {
             work_lease,
             retry_base,
             max_send_attempts,
+            llm_connect_timeout,
+            llm_timeout,
+            llm_concurrency,
         })
     }
 

@@ -10,6 +10,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod faq;
+pub mod llm;
+pub mod prompts;
 pub mod provisioning;
 pub mod runtime;
 pub mod store;

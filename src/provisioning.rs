@@ -218,10 +218,19 @@ fn to_bundle(
                 categories: Some(st.escalation_categories),
                 phone: st.escalation_phone,
                 email: st.escalation_email,
+                acknowledgement: st.escalation_ack_text,
             }),
             logging: Some(LoggingBundle {
                 message_text: st.log_message_text,
                 decisions: st.log_decisions,
+            }),
+            handoff_idle_minutes: Some(st.handoff_idle_minutes.unwrap_or(0)),
+            burst_window_seconds: Some(st.burst_window_seconds),
+            after_hours_message: st.after_hours_text,
+            llm_monthly_token_budget: st.llm_monthly_token_budget,
+            window_template: st.window_template.map(|t| WindowTemplateBundle {
+                name: t.name,
+                language: t.language,
             }),
         },
         templates: state

@@ -39,6 +39,10 @@ impl World {
         let store = db.store().await;
         for (slug, pnid) in [("acme", A), ("bolt", B)] {
             let mut b = bundle(slug, pnid, &format!("EAAG-{slug}-token-0001"));
+            // This suite is about the loop itself: answer at any hour, FAQ or fallback
+            // only (tests/orchestration.rs covers quiet hours and the LLM).
+            b["settings"]["quiet_hours"]["policy"] = json!("reply");
+            b["settings"]["ai_responses"] = json!(false);
             tweak(&mut b);
             apply_bundle(store.as_ref(), &keys, &b.to_string(), false, Utc::now())
                 .await
@@ -504,7 +508,7 @@ async fn an_unknown_message_type_is_kept_and_gets_the_non_text_reply(db: Db) {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550000001", "phone_number_id": A},
             "contacts": [{"profile": {"name": "Ana"}, "wa_id": "15551230001"}],
-            "messages": [{"from": "15551230001", "id": "wamid.IN.hologram", "timestamp": "1767225600",
+            "messages": [{"from": "15551230001", "id": "wamid.IN.hologram", "timestamp": Utc::now().timestamp().to_string(),
                           "type": "hologram", "hologram": {"depth": 3}, "brand_new_field": true}]
         }}]}]
     })
@@ -721,7 +725,7 @@ async fn a_customer_known_only_by_business_scoped_id_is_answered_by_that_id(db: 
             "metadata": {"display_phone_number": "15550000001", "phone_number_id": A},
             "contacts": [{"profile": {"name": "Zed", "username": "zed"}, "user_id": "US.13491208655302741918"}],
             "messages": [{"from_user_id": "US.13491208655302741918", "id": "wamid.IN.bsuid",
-                          "timestamp": "1767225600", "type": "text", "text": {"body": "Do you deliver?"}}]
+                          "timestamp": Utc::now().timestamp().to_string(), "type": "text", "text": {"body": "Do you deliver?"}}]
         }}]}]
     })
     .to_string();
@@ -774,12 +778,22 @@ async fn the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes(db: Db)
     let Some(w) = World::with(db, true, |b| {
         if b["slug"] == "acme" {
             b["whatsapp"]["app_secret"] = json!("test_app_secret_0123456789abcdef");
+            b["settings"]["window_template"] = json!({"name": "late_reply", "language": "es"});
         }
     })
     .await
     else {
         return;
     };
+    // The recorded message is months old: its 24-hour window has closed, so the answer
+    // must go out as the tenant's approved template.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"type": "template"}),
+        ))
+        .respond_with(MetaAccepts(std::sync::atomic::AtomicU64::new(900)))
+        .mount(&w.meta)
+        .await;
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/meta_text.json"
@@ -794,9 +808,30 @@ async fn the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes(db: Db)
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let sent = wait_for_texts(&w.meta, 1).await;
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].to, "+15551230001");
+    let mut templates = Vec::new();
+    for _ in 0..300 {
+        let reqs = w.meta.received_requests().await.unwrap_or_default();
+        templates = reqs
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+            .filter(|b| b["type"] == "template")
+            .collect::<Vec<_>>();
+        if !templates.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0]["to"], "+15551230001");
+    assert_eq!(templates[0]["template"]["name"], "late_reply");
+    assert_eq!(
+        templates[0]["template"]["components"][0]["parameters"][0]["text"],
+        "9-18 (acme)"
+    );
+    assert!(
+        sent_texts(&w.meta).await.is_empty(),
+        "no free-form text outside the window"
+    );
     let log = w.log("acme").await;
     let inbound = log.iter().find(|m| m.direction == "in").unwrap();
     assert_eq!(

@@ -17,6 +17,8 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::store::conversations::HumanReply;
+
 use super::ApiError;
 use crate::app::AppState;
 use crate::cache::TenantContext;
@@ -189,6 +191,35 @@ async fn receive_whatsapp(
     }
     for (acct, err) in &batch.errors {
         tracing::warn!(slug, account = %acct, code = err.code, "WhatsApp reported an error in a webhook");
+    }
+    for echo in batch.echoes.iter().filter(|e| &e.account == account) {
+        // Rare, and it changes who answers: stored before the 200 like the rest.
+        let at = chrono::DateTime::from_timestamp(echo.timestamp, 0)
+            .filter(|t| *t <= now && echo.timestamp > 0)
+            .unwrap_or(now);
+        let reply = HumanReply {
+            tenant_id,
+            channel: Channel::Whatsapp,
+            customer_id: echo.customer_id.clone(),
+            provider_account_id: echo.account.clone(),
+            provider_message_id: echo
+                .provider_message_id
+                .clone()
+                .unwrap_or_else(|| format!("echo:{}:{}", echo.customer_id, echo.timestamp)),
+            body: echo.text.clone(),
+            at,
+        };
+        let cancelled = state.store.record_human_reply(&reply).await.map_err(|e| {
+            count("unavailable");
+            tracing::error!(slug, error = %e, "webhook: cannot record the business's own reply");
+            ApiError::unavailable("unavailable", "try again later")
+        })?;
+        metrics::counter!("parley_handoffs_total", "reason" => "business_replied").increment(1);
+        tracing::info!(
+            slug,
+            cancelled,
+            "the business answered from its own app; the bot pauses"
+        );
     }
     if messages.is_empty() && statuses.is_empty() {
         count("empty");

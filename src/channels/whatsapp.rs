@@ -191,7 +191,13 @@ fn add_echoes_change(batch: &mut WebhookBatch, mut value: wire::ChangeValue) {
             .or_else(|| echo.to.as_str().map(|t| t.strip_prefix('+').unwrap_or(t)))
             .filter(|c| !c.is_empty());
         if let Some(c) = customer {
-            batch.echoes.push((account.clone(), c.to_owned()));
+            batch.echoes.push(BusinessEcho {
+                account: account.clone(),
+                customer_id: c.to_owned(),
+                provider_message_id: echo.id.owned(),
+                text: echo.text.0.as_ref().and_then(|t| t.body.owned()),
+                timestamp: echo.timestamp.0.unwrap_or(0),
+            });
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The `parley` command line: every operator action, each with `--help` and an example.
 
+mod conversation;
 mod faq;
 mod keys;
 mod migrate;
+mod prompt;
 mod tenant;
 
 use std::process::ExitCode;
@@ -49,6 +51,12 @@ pub enum Command {
     /// Try a tenant's FAQ matching from the command line.
     #[command(subcommand)]
     Faq(faq::FaqCommand),
+    /// Versioned LLM prompts: create, publish (or roll back), list.
+    #[command(subcommand)]
+    Prompt(prompt::PromptCommand),
+    /// Conversations: who is answering, and releasing one back to the bot.
+    #[command(subcommand)]
+    Conversation(conversation::ConversationCommand),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -101,6 +109,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Tenant(c) => tenant::run(c, config).await,
         Command::Keys(c) => keys::run(c, config).await,
         Command::Faq(c) => faq::run(c, config).await,
+        Command::Prompt(c) => prompt::run(c, config).await,
+        Command::Conversation(c) => conversation::run(c, config).await,
     }
 }
 

@@ -125,6 +125,25 @@ pub struct SettingsBundle {
     pub escalation: Option<EscalationBundle>,
     #[serde(default)]
     pub logging: Option<LoggingBundle>,
+    /// Minutes of quiet before a conversation with a person returns to the bot;
+    /// 0 = only when an admin releases it. Default 240.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_idle_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_window_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hours_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_monthly_token_budget: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_template: Option<WindowTemplateBundle>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowTemplateBundle {
+    pub name: String,
+    pub language: String,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -149,6 +168,8 @@ pub struct EscalationBundle {
     pub phone: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -524,6 +545,7 @@ fn validate_settings(e: &mut Errors, s: SettingsBundle) -> ControlSettings {
             policy: policy?,
         })
     });
+    let mut ack = None;
     let (categories, phone, email) = match s.escalation {
         None => (d.escalation_categories.clone(), None, None),
         Some(esc) => {
@@ -556,9 +578,59 @@ fn validate_settings(e: &mut Errors, s: SettingsBundle) -> ControlSettings {
                     e.add("settings.escalation.email", "must be an email address");
                 }
             }
+            if let Some(a) = &esc.acknowledgement {
+                check_text(e, "settings.escalation.acknowledgement", a, MAX_TEXT_LEN);
+            }
+            ack = esc.acknowledgement;
             (out, esc.phone, esc.email)
         }
     };
+    let idle = s
+        .handoff_idle_minutes
+        .unwrap_or(DEFAULT_HANDOFF_IDLE_MINUTES);
+    if !(0..=43_200).contains(&idle) {
+        e.add(
+            "settings.handoff_idle_minutes",
+            "must be between 0 (never) and 43200 (30 days)",
+        );
+    }
+    let burst = s.burst_window_seconds.unwrap_or(0);
+    if !(0..=600).contains(&burst) {
+        e.add("settings.burst_window_seconds", "must be between 0 and 600");
+    }
+    if let Some(t) = &s.after_hours_message {
+        check_text(e, "settings.after_hours_message", t, MAX_TEXT_LEN);
+    }
+    if let Some(b) = s.llm_monthly_token_budget
+        && b < 0
+    {
+        e.add(
+            "settings.llm_monthly_token_budget",
+            "must be 0 or more, or null for unlimited",
+        );
+    }
+    let window_template = s.window_template.map(|t| {
+        if t.name.trim().is_empty() || t.name.len() > 512 {
+            e.add(
+                "settings.window_template.name",
+                "must be an approved template's name",
+            );
+        }
+        let lang_ok = (2..=15).contains(&t.language.len())
+            && t.language
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !lang_ok {
+            e.add(
+                "settings.window_template.language",
+                "must be a language code like \"en_US\"",
+            );
+        }
+        WindowTemplate {
+            name: t.name.trim().to_string(),
+            language: t.language,
+        }
+    });
     let logging = s.logging.unwrap_or(LoggingBundle {
         message_text: true,
         decisions: true,
@@ -579,6 +651,12 @@ fn validate_settings(e: &mut Errors, s: SettingsBundle) -> ControlSettings {
         escalation_email: email,
         log_message_text: logging.message_text,
         log_decisions: logging.decisions,
+        handoff_idle_minutes: (idle > 0).then_some(idle),
+        burst_window_seconds: burst,
+        after_hours_text: s.after_hours_message,
+        escalation_ack_text: ack,
+        llm_monthly_token_budget: s.llm_monthly_token_budget,
+        window_template,
     }
 }
 

@@ -177,9 +177,22 @@ pub struct WebhookBatch {
     pub statuses: Vec<StatusUpdate>,
     /// Errors reported at the webhook/app level (`value.errors`), with the account.
     pub errors: Vec<(String, ProviderError)>,
-    /// Messages the business itself sent from the WhatsApp app (`smb_message_echoes`),
-    /// as (account, customer id) — they pause the bot (issue 4).
-    pub echoes: Vec<(String, String)>,
+    /// Messages the business itself sent from the WhatsApp app (`smb_message_echoes`):
+    /// a person is answering, so the bot pauses.
+    pub echoes: Vec<BusinessEcho>,
+}
+
+/// A message the business sent from its own WhatsApp app, as Meta echoes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BusinessEcho {
+    /// The business's phone_number_id.
+    pub account: String,
+    /// The customer it went to (same key rule as inbound customer ids).
+    pub customer_id: String,
+    pub provider_message_id: Option<String>,
+    pub text: Option<String>,
+    /// Unix seconds; 0 when missing.
+    pub timestamp: i64,
 }
 
 /// What to do after a failed send.

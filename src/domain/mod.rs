@@ -5,6 +5,7 @@ pub mod bundle;
 mod ids;
 pub mod message;
 pub mod plan;
+pub mod quiet;
 mod tenant;
 
 pub use ids::{TemplateId, TenantId, TrainingItemId};

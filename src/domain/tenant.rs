@@ -197,6 +197,52 @@ pub struct ControlSettings {
     pub log_message_text: bool,
     /// Record a decision with its reason for every message.
     pub log_decisions: bool,
+    /// A conversation handed to a person goes back to the bot after this many idle
+    /// minutes; `None` = only when an admin releases it.
+    pub handoff_idle_minutes: Option<i64>,
+    /// Messages of one customer arriving within this many seconds are answered together.
+    pub burst_window_seconds: i64,
+    /// The notice sent once per conversation per night (policy `after_hours_message`).
+    pub after_hours_text: Option<String>,
+    /// What the customer is told when the conversation goes to a person.
+    pub escalation_ack_text: Option<String>,
+    /// LLM tokens (in + out) a tenant may use per calendar month; `None` = unlimited.
+    pub llm_monthly_token_budget: Option<i64>,
+    /// The approved WhatsApp template used outside the 24-hour window.
+    pub window_template: Option<WindowTemplate>,
+}
+
+/// An approved WhatsApp message template with one body parameter, which receives the
+/// text parley would have sent (see README, "The 24-hour window").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowTemplate {
+    pub name: String,
+    pub language: String,
+}
+
+/// The default notice for messages that arrive during quiet hours.
+pub const DEFAULT_AFTER_HOURS_TEXT: &str = "Thanks for your message! We are closed right now; \
+    we will answer when we open again.";
+
+/// The default acknowledgement when a conversation goes to a person.
+pub const DEFAULT_ESCALATION_ACK_TEXT: &str =
+    "Thank you. I have passed your message to a member of our team, who will reply here shortly.";
+
+/// The default idle time after which a handed-off conversation returns to the bot.
+pub const DEFAULT_HANDOFF_IDLE_MINUTES: i64 = 240;
+
+impl ControlSettings {
+    pub fn after_hours_text(&self) -> &str {
+        self.after_hours_text
+            .as_deref()
+            .unwrap_or(DEFAULT_AFTER_HOURS_TEXT)
+    }
+
+    pub fn escalation_ack_text(&self) -> &str {
+        self.escalation_ack_text
+            .as_deref()
+            .unwrap_or(DEFAULT_ESCALATION_ACK_TEXT)
+    }
 }
 
 impl Default for ControlSettings {
@@ -217,6 +263,12 @@ impl Default for ControlSettings {
             escalation_email: None,
             log_message_text: true,
             log_decisions: true,
+            handoff_idle_minutes: Some(DEFAULT_HANDOFF_IDLE_MINUTES),
+            burst_window_seconds: 0,
+            after_hours_text: None,
+            escalation_ack_text: None,
+            llm_monthly_token_budget: None,
+            window_template: None,
         }
     }
 }

@@ -58,6 +58,7 @@ mod set;
 mod stem;
 
 pub use set::{FaqHit, FaqSet};
+pub use stem::stem;
 
 use std::hash::Hash;
 

@@ -54,6 +54,19 @@ impl FaqSet {
         })
     }
 
+    /// The `k` best matches for `text`, best first (context for the LLM).
+    pub fn top(&self, text: &str, k: usize) -> Vec<FaqHit<'_>> {
+        self.index
+            .top(text, k)
+            .into_iter()
+            .map(|m| FaqHit {
+                item: &self.items[m.id],
+                confidence: m.confidence,
+                matched_text: m.matched_text,
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

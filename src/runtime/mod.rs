@@ -1,76 +1,244 @@
-//! One conversation turn: policy → FAQ → decision → outbox row. `decide` is pure;
-//! `process` adds what needs the store (shared rate limits) and builds the records
-//! the pipeline writes in one transaction.
+//! One conversation turn: policy → FAQ → LLM → decision → outbox rows. `turn::gate`
+//! decides what needs no model; `ask_llm` consults the tenant's own provider; `finish`
+//! applies quiet hours, delays, rate limits and escalation, and builds the records the
+//! pipeline writes in one transaction.
 
+mod escalation;
+mod llm_turn;
+mod schedule;
 mod turn;
 
-pub use turn::{Outcome, decide};
+pub use escalation::detect as detect_escalation;
+pub use llm_turn::{ask_llm, build_llm_request};
+pub use turn::{Outcome, Step, fallback, gate, judge_llm_answer, trim_to};
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::cache::TenantContext;
-use crate::store::messages::{ClaimedInbound, DecisionRecord, OutboundRecord, TurnRecord};
+use crate::store::conversations::ConversationState;
+use crate::store::messages::{
+    ClaimedInbound, DecisionRecord, Handoff, NotificationRecord, OutboundRecord, TurnRecord,
+};
 use crate::store::{Store, StoreResult};
 
-/// Decides one claimed message and returns what to write for it.
-pub async fn process(
+/// Meta's limit on a text message body.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// The longest answer this tenant sends (its default template's limit, and Meta's).
+pub fn max_answer_chars(ctx: &TenantContext) -> usize {
+    ctx.default_template()
+        .and_then(|t| t.max_response_length)
+        .map(|m| (m.max(1) as usize).min(MAX_TEXT_CHARS))
+        .unwrap_or(MAX_TEXT_CHARS)
+}
+
+/// Everything a turn works on.
+pub struct TurnInput<'a> {
+    pub msg: &'a ClaimedInbound,
+    /// The text answered: the message's, or a burst's texts joined.
+    pub text: String,
+    pub conversation: Option<&'a ConversationState>,
+    /// Later messages of the same burst, answered with this one.
+    pub merged: Vec<Uuid>,
+}
+
+/// Turns an outcome into what the pipeline writes: the decision, the messages to send
+/// (when, and with which window), the hand-off and the usage.
+pub async fn finish(
     store: &dyn Store,
     ctx: &TenantContext,
-    msg: &ClaimedInbound,
+    input: &TurnInput<'_>,
+    mut outcome: Outcome,
+    mut handoff: Option<Handoff>,
     now: DateTime<Utc>,
-) -> StoreResult<(TurnRecord, &'static str)> {
-    let mut outcome = decide(ctx, &msg.message);
-    if outcome.reply.is_some()
-        && let Some(limited) = over_limit(store, ctx, &msg.message.customer_id, now).await?
-    {
-        outcome =
-            Outcome::no_reply("rate_limited").with_detail(serde_json::json!({ "limit": limited }));
+) -> StoreResult<TurnRecord> {
+    let msg = input.msg;
+    let m = &msg.message;
+    let s = &ctx.settings;
+    outcome.usage.inbound = 1 + input.merged.len() as i64;
+    let customer_reply = outcome.reply.is_some() && outcome.escalate.is_none();
+    if customer_reply && let Some(limited) = over_limit(store, ctx, &m.customer_id, now).await? {
+        let usage = outcome.usage;
+        outcome = Outcome::no_reply("rate_limited").with_detail(json!({ "limit": limited }));
+        outcome.usage = usage;
     }
-    let reason = outcome.reason;
-    let settings = &ctx.settings;
-    let reply = match (&outcome.reply, &ctx.whatsapp) {
-        (Some(text), Some(_)) => Some(OutboundRecord {
-            id: Uuid::now_v7(),
-            idempotency_key: format!("reply:{}", msg.id),
-            provider_account_id: msg.message.provider_account_id.clone(),
-            recipient: msg
-                .message
-                .customer_phone
-                .clone()
-                .unwrap_or_else(|| msg.message.customer_id.clone()),
-            recipient_is_user_id: msg.message.customer_phone.is_none(),
-            body: text.clone(),
-            faq_id: outcome.faq_id.map(|f| f.0),
-            mark_read_message_id: Some(msg.message.provider_message_id.clone()),
-            next_attempt_at: now,
-        }),
-        _ => None,
-    };
-    let decision = settings.log_decisions.then(|| DecisionRecord {
+    let plan = schedule::plan(ctx, input.conversation, &outcome, now);
+    let window = window_for(msg);
+    let mut replies = Vec::new();
+    let mut notifications = Vec::new();
+    let mut notice_night = None;
+    let recipient = m
+        .customer_phone
+        .clone()
+        .unwrap_or_else(|| m.customer_id.clone());
+    let out = |key: &str, purpose: &'static str, body: &str, at: DateTime<Utc>| OutboundRecord {
         id: Uuid::now_v7(),
-        reason: outcome.reason.to_string(),
+        idempotency_key: format!("{key}:{}", msg.id),
+        provider_account_id: m.provider_account_id.clone(),
+        recipient: recipient.clone(),
+        recipient_is_user_id: m.customer_phone.is_none(),
+        body: body.to_string(),
+        faq_id: None,
+        mark_read_message_id: None,
+        next_attempt_at: at,
+        purpose,
+        customer_id: m.customer_id.clone(),
+        window_closes_at: Some(window),
+    };
+    if ctx.whatsapp.is_some() {
+        if let Some((night, text)) = &plan.notice {
+            replies.push(out("notice", "notice", text, now));
+            notice_night = Some(*night);
+        }
+        if let Some(category) = &outcome.escalate {
+            replies.push(out("ack", "ack", s.escalation_ack_text(), plan.send_at));
+            handoff = Some(Handoff::ToHuman {
+                reason: outcome.reason.clone(),
+            });
+            let (staff, notes) =
+                notify_staff(store, ctx, input, category, plan.send_at, now).await?;
+            replies.extend(staff);
+            notifications = notes;
+        } else if let Some(text) = &outcome.reply {
+            let delay = chrono::Duration::seconds(s.response_delay_seconds);
+            let mut r = out("reply", "reply", text, plan.send_at.max(now + delay));
+            r.faq_id = outcome.faq_id.map(|f| f.0);
+            replies.push(r);
+        }
+        // Mark the customer's message read with the first thing we send them.
+        if let Some(first) = replies.iter_mut().find(|r| r.purpose != "notification") {
+            first.mark_read_message_id = Some(m.provider_message_id.clone());
+        }
+    }
+    if let Some(reason) = plan.reason {
+        let mut detail = outcome.detail.take().unwrap_or_else(|| json!({}));
+        if let Some(d) = detail.as_object_mut() {
+            d.insert("answer_reason".into(), json!(outcome.reason));
+            d.insert("send_at".into(), json!(plan.send_at));
+        }
+        outcome.detail = Some(detail);
+        if outcome.escalate.is_none() {
+            outcome.reason = reason.to_string();
+        }
+    }
+    let decision = s.log_decisions.then(|| DecisionRecord {
+        id: Uuid::now_v7(),
+        reason: outcome.reason.clone(),
         faq_id: outcome.faq_id.map(|f| f.0),
         score: outcome.score,
         detail: outcome.detail.clone(),
     });
+    Ok(TurnRecord {
+        tenant_id: msg.tenant_id,
+        inbound_id: msg.id,
+        channel: msg.channel,
+        customer_id: m.customer_id.clone(),
+        customer_phone: m.customer_phone.clone(),
+        customer_user_id: m.customer_user_id.clone(),
+        customer_name: m.customer_name.clone(),
+        received_at: msg.received_at,
+        decision,
+        replies,
+        keep_text: s.log_message_text,
+        handoff,
+        notice_night,
+        notifications,
+        usage: outcome.usage,
+        merged: input.merged.clone(),
+    })
+}
+
+/// The end of the customer service window this message opened: 24 hours after the
+/// customer wrote (Meta's timestamp when it is plausible, else when we received it).
+fn window_for(msg: &ClaimedInbound) -> DateTime<Utc> {
+    let sent = Utc
+        .timestamp_opt(msg.message.timestamp, 0)
+        .single()
+        .filter(|t| *t <= msg.received_at + chrono::Duration::minutes(5))
+        .unwrap_or(msg.received_at);
+    sent + crate::domain::quiet::SERVICE_WINDOW
+}
+
+/// The tenant's escalation contacts, told that a conversation needs a person: a
+/// WhatsApp message to the escalation phone through the tenant's number (inside that
+/// number's own 24-hour window, else the approved template), and the email address
+/// recorded (email delivery needs an SMTP relay; see README).
+async fn notify_staff(
+    store: &dyn Store,
+    ctx: &TenantContext,
+    input: &TurnInput<'_>,
+    category: &str,
+    send_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<(Vec<OutboundRecord>, Vec<NotificationRecord>)> {
+    let s = &ctx.settings;
+    let msg = input.msg;
     let m = &msg.message;
-    Ok((
-        TurnRecord {
-            tenant_id: msg.tenant_id,
-            inbound_id: msg.id,
-            channel: msg.channel,
-            customer_id: m.customer_id.clone(),
-            customer_phone: m.customer_phone.clone(),
-            customer_user_id: m.customer_user_id.clone(),
-            customer_name: m.customer_name.clone(),
-            received_at: msg.received_at,
-            decision,
-            reply,
-            keep_text: settings.log_message_text,
-        },
-        reason,
-    ))
+    let mut sends = Vec::new();
+    let mut notes = Vec::new();
+    let who = m
+        .customer_name
+        .as_deref()
+        .map(|n| {
+            format!(
+                "{n} (+{})",
+                m.customer_phone.as_deref().unwrap_or(&m.customer_id)
+            )
+        })
+        .unwrap_or_else(|| format!("+{}", m.customer_phone.as_deref().unwrap_or(&m.customer_id)));
+    let text = format!(
+        "{}: a conversation needs a person ({category}). {who} wrote: \"{}\"",
+        ctx.tenant.name,
+        trim_to(&input.text, 500)
+    );
+    if let Some(phone) = &s.escalation_phone {
+        let digits = phone.trim_start_matches('+').to_string();
+        let last = store
+            .contact_last_inbound(ctx.tenant.id, msg.channel, &digits)
+            .await?;
+        let id = Uuid::now_v7();
+        sends.push(OutboundRecord {
+            id,
+            idempotency_key: format!("notify:{}", msg.id),
+            provider_account_id: m.provider_account_id.clone(),
+            recipient: phone.clone(),
+            recipient_is_user_id: false,
+            body: text.clone(),
+            faq_id: None,
+            mark_read_message_id: None,
+            next_attempt_at: send_at,
+            purpose: "notification",
+            customer_id: digits,
+            // Never written to us: the window is closed, so the template is used.
+            window_closes_at: Some(
+                last.map(|t| t + crate::domain::quiet::SERVICE_WINDOW)
+                    .unwrap_or(now),
+            ),
+        });
+        notes.push(NotificationRecord {
+            id: Uuid::now_v7(),
+            category: category.to_string(),
+            via: "whatsapp",
+            target: phone.clone(),
+            outbound_message_id: Some(id),
+            state: "queued",
+            detail: None,
+        });
+    }
+    if let Some(email) = &s.escalation_email {
+        notes.push(NotificationRecord {
+            id: Uuid::now_v7(),
+            category: category.to_string(),
+            via: "email",
+            target: email.clone(),
+            outbound_message_id: None,
+            state: "failed",
+            detail: Some("email delivery is not available on this server yet".into()),
+        });
+    }
+    Ok((sends, notes))
 }
 
 /// Takes one reply from the tenant's hourly and the customer's daily allowance;

@@ -8,7 +8,9 @@ pub(super) const TENANT_COLS: &str =
 pub(super) const SETTINGS_COLS: &str = "bot_enabled, auto_reply, ai_responses, confidence_threshold, \
     fallback_text, non_text_reply, quiet_hours_start, quiet_hours_end, quiet_hours_policy, \
     response_delay_seconds, max_messages_per_hour, max_messages_per_user_per_day, \
-    escalation_categories, escalation_phone, escalation_email, log_message_text, log_decisions";
+    escalation_categories, escalation_phone, escalation_email, log_message_text, log_decisions, \
+    handoff_idle_minutes, burst_window_seconds, after_hours_text, escalation_ack_text, \
+    llm_monthly_token_budget, window_template_name, window_template_language";
 pub(super) const TRAINING_COLS: &str =
     "id, kind, question, answer, examples, category, priority, active, position";
 pub(super) const TEMPLATE_COLS: &str =
@@ -452,7 +454,8 @@ macro_rules! impl_store {
                 let q = s.quiet_hours;
                 let sql = format!(
                     "INSERT INTO control_settings (tenant_id, {SETTINGS_COLS}, updated_at) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                     $21, $22, $23, $24, $25, $26) \
                      ON CONFLICT (tenant_id) DO UPDATE SET bot_enabled = excluded.bot_enabled, \
                      auto_reply = excluded.auto_reply, ai_responses = excluded.ai_responses, \
                      confidence_threshold = excluded.confidence_threshold, fallback_text = excluded.fallback_text, \
@@ -464,6 +467,12 @@ macro_rules! impl_store {
                      escalation_categories = excluded.escalation_categories, \
                      escalation_phone = excluded.escalation_phone, escalation_email = excluded.escalation_email, \
                      log_message_text = excluded.log_message_text, log_decisions = excluded.log_decisions, \
+                     handoff_idle_minutes = excluded.handoff_idle_minutes, \
+                     burst_window_seconds = excluded.burst_window_seconds, \
+                     after_hours_text = excluded.after_hours_text, escalation_ack_text = excluded.escalation_ack_text, \
+                     llm_monthly_token_budget = excluded.llm_monthly_token_budget, \
+                     window_template_name = excluded.window_template_name, \
+                     window_template_language = excluded.window_template_language, \
                      updated_at = excluded.updated_at"
                 );
                 sqlx::query(AssertSqlSafe(sql))
@@ -485,6 +494,13 @@ macro_rules! impl_store {
                     .bind(&s.escalation_email)
                     .bind(s.log_message_text)
                     .bind(s.log_decisions)
+                    .bind(s.handoff_idle_minutes)
+                    .bind(s.burst_window_seconds)
+                    .bind(&s.after_hours_text)
+                    .bind(&s.escalation_ack_text)
+                    .bind(s.llm_monthly_token_budget)
+                    .bind(s.window_template.as_ref().map(|t| t.name.as_str()))
+                    .bind(s.window_template.as_ref().map(|t| t.language.as_str()))
                     .bind(now)
                     .execute(&mut *conn)
                     .await?;

@@ -66,6 +66,47 @@ pub struct OutboundRecord {
     /// Also mark this inbound message read once the reply is sent.
     pub mark_read_message_id: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
+    /// reply, ack, notice, notification or human.
+    pub purpose: &'static str,
+    /// The recipient's contact key (the customer id, or the staff number's digits).
+    pub customer_id: String,
+    /// After this, free-form text may not be sent (WhatsApp's 24-hour window); the
+    /// tenant's approved template is used, or the message is recorded unsendable.
+    pub window_closes_at: Option<DateTime<Utc>>,
+}
+
+/// A conversation changing hands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Handoff {
+    /// To a person; the bot stays silent until released or idle.
+    ToHuman { reason: String },
+    /// Back to the bot (the person went idle).
+    ToBot,
+}
+
+/// An escalation notification to write with a turn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotificationRecord {
+    pub id: Uuid,
+    pub category: String,
+    /// whatsapp or email.
+    pub via: &'static str,
+    pub target: String,
+    /// The outbound message carrying it (WhatsApp).
+    pub outbound_message_id: Option<Uuid>,
+    /// queued, or failed when it cannot be sent at all.
+    pub state: &'static str,
+    pub detail: Option<String>,
+}
+
+/// What one turn adds to the tenant's daily usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub inbound: i64,
+    pub faq_answers: i64,
+    pub llm_calls: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
 }
 
 /// Everything one processed inbound message writes, in one transaction with the rest
@@ -82,9 +123,17 @@ pub struct TurnRecord {
     pub received_at: DateTime<Utc>,
     /// `None` when the tenant turned decision logging off.
     pub decision: Option<DecisionRecord>,
-    pub reply: Option<OutboundRecord>,
+    /// Messages to send: the answer, an acknowledgement, a notice, notifications.
+    pub replies: Vec<OutboundRecord>,
     /// False when the tenant turned message text logging off: the text is dropped.
     pub keep_text: bool,
+    pub handoff: Option<Handoff>,
+    /// Records that the after-hours notice for this night went out.
+    pub notice_night: Option<chrono::NaiveDate>,
+    pub notifications: Vec<NotificationRecord>,
+    pub usage: UsageDelta,
+    /// Later messages of the same burst, answered with this one.
+    pub merged: Vec<Uuid>,
 }
 
 /// An outbound message claimed for sending.
@@ -100,6 +149,8 @@ pub struct ClaimedOutbound {
     pub mark_read_message_id: Option<String>,
     /// How many times it was claimed, this claim included.
     pub attempts: i64,
+    pub purpose: String,
+    pub window_closes_at: Option<DateTime<Utc>>,
 }
 
 /// What became of one send attempt.
@@ -123,6 +174,10 @@ pub enum SendOutcome {
     Dead {
         code: Option<i64>,
         message: String,
+    },
+    /// Not sent, and never will be (e.g. `window_closed`).
+    Unsendable {
+        reason: String,
     },
 }
 
@@ -271,7 +326,7 @@ pub(super) const INBOUND_COLS: &str = "tenant_id, id, channel, provider_message_
     context_message_id, raw, provider_timestamp, received_at, attempts";
 
 pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account_id, recipient, \
-    recipient_is_user_id, body, mark_read_message_id, attempts";
+    recipient_is_user_id, body, mark_read_message_id, attempts, purpose, window_closes_at";
 
 /// Implements `MessageStore` for `$store` over `$conn`; `$lock` is appended to the
 /// claim sub-selects (`FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite,
@@ -421,12 +476,13 @@ macro_rules! impl_message_store {
                     qb.build().execute(&mut *tx).await?;
                 }
                 let replies: Vec<(&TurnRecord, &OutboundRecord)> =
-                    turns.iter().filter_map(|t| t.reply.as_ref().map(|o| (t, o))).collect();
+                    turns.iter().flat_map(|t| t.replies.iter().map(move |o| (t, o))).collect();
                 for chunk in replies.chunks(300) {
                     let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
                          inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
-                         body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at) ",
+                         body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at, \
+                         purpose, customer_id, window_closes_at) ",
                     );
                     qb.push_values(chunk, |mut b, (t, o)| {
                         b.push_bind(t.tenant_id.0)
@@ -443,11 +499,15 @@ macro_rules! impl_message_store {
                             .push_bind(&o.mark_read_message_id)
                             .push_bind(o.next_attempt_at)
                             .push_bind(now)
-                            .push_bind(now);
+                            .push_bind(now)
+                            .push_bind(o.purpose)
+                            .push_bind(&o.customer_id)
+                            .push_bind(o.window_closes_at);
                     });
                     qb.push(" ON CONFLICT (tenant_id, idempotency_key) DO NOTHING");
                     qb.build().execute(&mut *tx).await?;
                 }
+                Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
                 for chunk in turns.chunks(500) {
                     let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
                     qb.push("processed_at = ").push_bind(now);
@@ -559,9 +619,22 @@ macro_rules! impl_message_store {
                         Self::advance_delivery(&mut tx, TenantId(tenant), &id, &status, code, now).await?;
                     }
                 }
+                Self::count_outbound(&mut tx, results, now).await?;
                 for r in results {
                     match &r.outcome {
                         SendOutcome::Sent { .. } => {}
+                        SendOutcome::Unsendable { reason } => {
+                            sqlx::query(
+                                "UPDATE outbound_messages SET state = 'unsendable', claimed_until = NULL, \
+                                 error_message = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+                            )
+                            .bind(r.tenant_id.0)
+                            .bind(r.id)
+                            .bind(reason)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                         SendOutcome::Retry { at, code, message } => {
                             sqlx::query(
                                 "UPDATE outbound_messages SET next_attempt_at = $3, claimed_until = NULL, \
@@ -651,6 +724,142 @@ macro_rules! impl_message_store {
         }
 
         impl $store {
+            /// The rarer parts of a batch of turns: hand-offs, after-hours notices,
+            /// notifications, merged bursts, and the day's usage counters.
+            async fn write_turn_extras<F>(conn: &mut $conn, turns: &[TurnRecord], conv: &F, now: DateTime<Utc>) -> StoreResult<()>
+            where
+                F: Fn(&TurnRecord) -> Option<Uuid> + Sync,
+            {
+                for t in turns {
+                    match &t.handoff {
+                        Some(Handoff::ToHuman { reason }) => {
+                            sqlx::query(
+                                "UPDATE conversations SET status = 'human', human_since = $4, human_activity_at = $4, \
+                                 handoff_reason = $5 WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                            )
+                            .bind(t.tenant_id.0)
+                            .bind(t.channel.as_str())
+                            .bind(&t.customer_id)
+                            .bind(now)
+                            .bind(reason)
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                        Some(Handoff::ToBot) => {
+                            sqlx::query(
+                                "UPDATE conversations SET status = 'bot', human_since = NULL, human_activity_at = NULL, \
+                                 handoff_reason = NULL WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                            )
+                            .bind(t.tenant_id.0)
+                            .bind(t.channel.as_str())
+                            .bind(&t.customer_id)
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                        None => {}
+                    }
+                    if let Some(night) = t.notice_night {
+                        sqlx::query(
+                            "UPDATE conversations SET after_hours_notice_night = $4 \
+                             WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                        )
+                        .bind(t.tenant_id.0)
+                        .bind(t.channel.as_str())
+                        .bind(&t.customer_id)
+                        .bind(night)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    for n in &t.notifications {
+                        sqlx::query(
+                            "INSERT INTO notifications (tenant_id, id, inbound_message_id, customer_id, category, via, \
+                             target, outbound_message_id, state, detail, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(t.tenant_id.0)
+                        .bind(n.id)
+                        .bind(t.inbound_id)
+                        .bind(&t.customer_id)
+                        .bind(&n.category)
+                        .bind(n.via)
+                        .bind(&n.target)
+                        .bind(n.outbound_message_id)
+                        .bind(n.state)
+                        .bind(&n.detail)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if !t.merged.is_empty() {
+                        let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
+                        qb.push("processed_at = ").push_bind(now);
+                        qb.push(", merged_into = ").push_bind(t.inbound_id);
+                        qb.push(", conversation_id = ").push_bind(conv(t));
+                        qb.push(" WHERE tenant_id = ").push_bind(t.tenant_id.0);
+                        qb.push(" AND id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in &t.merged {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *conn).await?;
+                    }
+                }
+                let mut usage: std::collections::BTreeMap<Uuid, UsageDelta> = std::collections::BTreeMap::new();
+                for t in turns {
+                    let u = usage.entry(t.tenant_id.0).or_default();
+                    u.inbound += t.usage.inbound;
+                    u.faq_answers += t.usage.faq_answers;
+                    u.llm_calls += t.usage.llm_calls;
+                    u.tokens_in += t.usage.tokens_in;
+                    u.tokens_out += t.usage.tokens_out;
+                }
+                let usage: Vec<(Uuid, UsageDelta)> = usage.into_iter().collect();
+                for chunk in usage.chunks(400) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_daily (tenant_id, day, inbound, faq_answers, llm_calls, tokens_in, tokens_out) ",
+                    );
+                    qb.push_values(chunk, |mut b, (tenant, u)| {
+                        b.push_bind(*tenant)
+                            .push_bind(now.date_naive())
+                            .push_bind(u.inbound)
+                            .push_bind(u.faq_answers)
+                            .push_bind(u.llm_calls)
+                            .push_bind(u.tokens_in)
+                            .push_bind(u.tokens_out);
+                    });
+                    qb.push(
+                        " ON CONFLICT (tenant_id, day) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+                         faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
+                         llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
+                         tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
+                         tokens_out = usage_daily.tokens_out + excluded.tokens_out",
+                    );
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// Counts sent messages into the day's usage.
+            async fn count_outbound(conn: &mut $conn, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
+                let mut per_tenant: std::collections::BTreeMap<Uuid, i64> = std::collections::BTreeMap::new();
+                for r in results {
+                    if matches!(r.outcome, SendOutcome::Sent { .. }) {
+                        *per_tenant.entry(r.tenant_id.0).or_default() += 1;
+                    }
+                }
+                let rows: Vec<(Uuid, i64)> = per_tenant.into_iter().collect();
+                for chunk in rows.chunks(400) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO usage_daily (tenant_id, day, outbound) ");
+                    qb.push_values(chunk, |mut b, (tenant, n)| {
+                        b.push_bind(*tenant).push_bind(now.date_naive()).push_bind(*n);
+                    });
+                    qb.push(" ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
             /// One multi-row insert (SQLite allows 32766 parameters: at most 500 rows).
             async fn insert_inbound(conn: &mut $conn, chunk: &[InboundRecord]) -> StoreResult<usize> {
                 if chunk.is_empty() {

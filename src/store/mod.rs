@@ -3,6 +3,7 @@
 //! query takes the tenant id first; another tenant's row is simply not found.
 
 mod common;
+pub mod conversations;
 pub mod messages;
 pub mod postgres;
 mod rows;
@@ -89,12 +90,13 @@ pub struct SecretRecord {
     pub sealed: Sealed,
 }
 
+pub use conversations::ConversationStore;
 pub use messages::MessageStore;
 
 /// Everything parley stores: tenants and their configuration here, the conversation
 /// loop in [`MessageStore`].
 #[async_trait]
-pub trait Store: MessageStore + Send + Sync + 'static {
+pub trait Store: MessageStore + ConversationStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Answers once the database can be reached.
     async fn ping(&self) -> StoreResult<()>;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -12,6 +12,7 @@ use sqlx::{AssertSqlSafe, Postgres};
 use uuid::Uuid;
 
 use super::common::*;
+use super::conversations::*;
 use super::messages::*;
 use super::rows::*;
 use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
@@ -85,3 +86,4 @@ impl_message_store!(
     sqlx::Postgres,
     " FOR UPDATE SKIP LOCKED"
 );
+impl_conversation_store!(PgStore, Postgres);

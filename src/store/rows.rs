@@ -101,6 +101,13 @@ pub struct SettingsRow {
     pub escalation_email: Option<String>,
     pub log_message_text: bool,
     pub log_decisions: bool,
+    pub handoff_idle_minutes: Option<i64>,
+    pub burst_window_seconds: i64,
+    pub after_hours_text: Option<String>,
+    pub escalation_ack_text: Option<String>,
+    pub llm_monthly_token_budget: Option<i64>,
+    pub window_template_name: Option<String>,
+    pub window_template_language: Option<String>,
 }
 
 impl TryFrom<SettingsRow> for ControlSettings {
@@ -130,6 +137,15 @@ impl TryFrom<SettingsRow> for ControlSettings {
             escalation_email: r.escalation_email,
             log_message_text: r.log_message_text,
             log_decisions: r.log_decisions,
+            handoff_idle_minutes: r.handoff_idle_minutes,
+            burst_window_seconds: r.burst_window_seconds,
+            after_hours_text: r.after_hours_text,
+            escalation_ack_text: r.escalation_ack_text,
+            llm_monthly_token_budget: r.llm_monthly_token_budget,
+            window_template: match (r.window_template_name, r.window_template_language) {
+                (Some(name), Some(language)) => Some(WindowTemplate { name, language }),
+                _ => None,
+            },
         })
     }
 }
@@ -282,6 +298,8 @@ pub struct OutboundRow {
     pub body: String,
     pub mark_read_message_id: Option<String>,
     pub attempts: i64,
+    pub purpose: String,
+    pub window_closes_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<OutboundRow> for ClaimedOutbound {
@@ -297,6 +315,8 @@ impl TryFrom<OutboundRow> for ClaimedOutbound {
             body: r.body,
             mark_read_message_id: r.mark_read_message_id,
             attempts: r.attempts,
+            purpose: r.purpose,
+            window_closes_at: r.window_closes_at,
         })
     }
 }
@@ -353,6 +373,86 @@ impl From<DecisionRow> for StoredDecision {
             faq_id: r.faq_id,
             score: r.score,
             detail: r.detail.map(|d| d.0),
+        }
+    }
+}
+
+use super::conversations::{ConversationState, PromptVersion, StoredNotification};
+
+#[derive(sqlx::FromRow)]
+pub struct ConversationRow {
+    pub tenant_id: Uuid,
+    pub channel: String,
+    pub customer_id: String,
+    pub id: Uuid,
+    pub status: String,
+    pub human_since: Option<DateTime<Utc>>,
+    pub human_activity_at: Option<DateTime<Utc>>,
+    pub handoff_reason: Option<String>,
+    pub after_hours_notice_night: Option<chrono::NaiveDate>,
+}
+
+impl ConversationRow {
+    pub fn into_state(self) -> ConversationState {
+        ConversationState {
+            id: self.id,
+            status: self.status,
+            human_since: self.human_since,
+            human_activity_at: self.human_activity_at,
+            handoff_reason: self.handoff_reason,
+            after_hours_notice_night: self.after_hours_notice_night,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PromptRow {
+    pub kind: String,
+    pub version: i64,
+    pub body: String,
+    pub note: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<PromptRow> for PromptVersion {
+    fn from(r: PromptRow) -> Self {
+        PromptVersion {
+            kind: r.kind,
+            version: r.version,
+            body: r.body,
+            note: r.note,
+            created_by: r.created_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct NotificationRow {
+    pub id: Uuid,
+    pub inbound_message_id: Option<Uuid>,
+    pub customer_id: String,
+    pub category: String,
+    pub via: String,
+    pub target: String,
+    pub state: String,
+    pub detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<NotificationRow> for StoredNotification {
+    fn from(r: NotificationRow) -> Self {
+        StoredNotification {
+            id: r.id,
+            inbound_message_id: r.inbound_message_id,
+            customer_id: r.customer_id,
+            category: r.category,
+            via: r.via,
+            target: r.target,
+            state: r.state,
+            detail: r.detail,
+            created_at: r.created_at,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, Sqlite};
 use uuid::Uuid;
 
 use super::common::*;
+use super::conversations::*;
 use super::messages::*;
 use super::rows::*;
 use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
@@ -96,3 +97,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, sqlx::SqliteConnection, super::Backend::Sqlite);
 impl_message_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "");
+impl_conversation_store!(SqliteStore, sqlx::Sqlite);

@@ -1,22 +1,49 @@
 //! The inbox worker: claims stored inbound messages, decides each (runtime), and
-//! writes decisions and outbox rows in one transaction per batch. Woken at once by
-//! the webhook; a poll is the safety net (and picks up expired leases after a crash).
+//! writes decisions and outbox rows in one transaction per batch. Turns that need the
+//! tenant's LLM run as their own tasks (bounded), so a slow model never holds up FAQ
+//! answers; their messages stay claimed meanwhile, and a crash leaves them to be
+//! claimed again when the lease runs out. Woken at once by the webhook; a poll is the
+//! safety net (and picks up expired leases and bursts that have gone quiet).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::cache::TenantContext;
+use crate::domain::{Channel, TenantId};
+use crate::runtime::{self, Step, TurnInput};
+use crate::store::StoreError;
+use crate::store::conversations::ConversationState;
+use crate::store::messages::{ClaimedInbound, Handoff, TurnRecord};
 
 /// Most messages claimed at once.
 const BATCH: i64 = 256;
 
+type ConvKey = (TenantId, Channel, String);
+
 /// Claims and processes one batch; returns how many messages it handled.
-pub async fn process_once(state: &AppState) -> Result<usize, crate::store::StoreError> {
+pub async fn process_once(state: &AppState) -> Result<usize, StoreError> {
     let now = state.clock.now();
     let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
     let claimed = state.store.claim_inbound(BATCH, now, lease).await?;
     if claimed.is_empty() {
         return Ok(0);
     }
+    let keys: Vec<ConvKey> = claimed
+        .iter()
+        .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone()))
+        .collect();
+    let conversations: HashMap<ConvKey, ConversationState> = state
+        .store
+        .find_conversations(&keys)
+        .await?
+        .into_iter()
+        .collect();
     let mut turns = Vec::with_capacity(claimed.len());
-    for msg in &claimed {
+    for (msg, key) in claimed.iter().zip(&keys) {
         let ctx = match state.cache.get(msg.tenant_id).await {
             Ok(Some(ctx)) => ctx,
             // Deleted meanwhile: its rows are gone with it.
@@ -27,14 +54,141 @@ pub async fn process_once(state: &AppState) -> Result<usize, crate::store::Store
                 continue;
             }
         };
-        let (turn, reason) = crate::runtime::process(state.store.as_ref(), &ctx, msg, now).await?;
-        metrics::counter!("parley_decisions_total", "reason" => reason).increment(1);
-        turns.push(turn);
+        let Some((text, merged)) = gather_burst(state, &ctx, msg, now).await? else {
+            continue;
+        };
+        let conv = conversations.get(key);
+        let input = TurnInput {
+            msg,
+            text,
+            conversation: conv,
+            merged,
+        };
+        let (step, handoff) = runtime::gate(&ctx, &msg.message, &input.text, conv, now);
+        match step {
+            Step::Done(outcome) => {
+                count(&outcome);
+                let turn =
+                    runtime::finish(state.store.as_ref(), &ctx, &input, outcome, handoff, now)
+                        .await?;
+                turns.push(turn);
+            }
+            Step::AskLlm {
+                best_faq,
+                best_score,
+            } => {
+                let job = LlmJob {
+                    ctx,
+                    msg: msg.clone(),
+                    text: input.text,
+                    merged: input.merged,
+                    conversation: conv.cloned(),
+                    handoff,
+                    best: (best_faq, best_score),
+                };
+                tokio::spawn(run_llm_turn(state.clone(), job));
+            }
+        }
     }
-    let replies = turns.iter().filter(|t| t.reply.is_some()).count();
-    state.store.complete_inbound(&turns, now).await?;
-    if replies > 0 {
+    write(state, &turns, now).await?;
+    Ok(claimed.len())
+}
+
+async fn write(
+    state: &AppState,
+    turns: &[TurnRecord],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if turns.is_empty() {
+        return Ok(());
+    }
+    state.store.complete_inbound(turns, now).await?;
+    if turns.iter().any(|t| !t.replies.is_empty()) {
         state.wake_sender.notify_one();
     }
-    Ok(claimed.len())
+    Ok(())
+}
+
+fn count(outcome: &runtime::Outcome) {
+    let kind = outcome.reason_kind().to_string();
+    metrics::counter!("parley_decisions_total", "reason" => kind).increment(1);
+}
+
+/// A turn waiting for the tenant's LLM.
+struct LlmJob {
+    ctx: Arc<TenantContext>,
+    msg: ClaimedInbound,
+    text: String,
+    merged: Vec<Uuid>,
+    conversation: Option<ConversationState>,
+    handoff: Option<Handoff>,
+    best: (Option<crate::domain::TrainingItemId>, Option<f64>),
+}
+
+async fn run_llm_turn(state: AppState, job: LlmJob) {
+    let _slot = state.llm_slots.clone().acquire_owned().await;
+    let input = TurnInput {
+        msg: &job.msg,
+        text: job.text.clone(),
+        conversation: job.conversation.as_ref(),
+        merged: job.merged.clone(),
+    };
+    let store = state.store.as_ref();
+    let result = async {
+        let now = state.clock.now();
+        let outcome = runtime::ask_llm(store, &state.llm, &job.ctx, &input, job.best, now).await?;
+        count(&outcome);
+        let turn =
+            runtime::finish(store, &job.ctx, &input, outcome, job.handoff.clone(), now).await?;
+        write(&state, std::slice::from_ref(&turn), now).await
+    }
+    .await;
+    if let Err(e) = result {
+        // The message stays claimed and is taken up again when its lease runs out.
+        tracing::warn!(tenant = %job.ctx.tenant.slug, error = %e, "pipeline: llm turn not written");
+    }
+}
+
+/// The text to answer for `msg`: its own, or, when the tenant merges bursts, its own
+/// and that of the customer's text messages right after it. `None` while the customer
+/// is still typing (the message is left claimed until the burst window has passed).
+async fn gather_burst(
+    state: &AppState,
+    ctx: &TenantContext,
+    msg: &ClaimedInbound,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, Vec<Uuid>)>, StoreError> {
+    let own = msg.message.text.clone().unwrap_or_default();
+    let window = ctx.settings.burst_window_seconds;
+    if window == 0 || !msg.message.kind.is_textual() {
+        return Ok(Some((own, Vec::new())));
+    }
+    let later = state
+        .store
+        .pending_after(msg.tenant_id, msg.channel, &msg.message.customer_id, msg.id)
+        .await?;
+    let newest = later
+        .iter()
+        .map(|m| m.received_at)
+        .chain([msg.received_at])
+        .max()
+        .unwrap_or(msg.received_at);
+    let quiet_from = newest + chrono::Duration::seconds(window);
+    if now < quiet_from {
+        state
+            .store
+            .defer_claim(msg.tenant_id, msg.id, quiet_from)
+            .await?;
+        return Ok(None);
+    }
+    let mut texts = vec![own];
+    let mut merged = Vec::new();
+    for m in later.iter().take_while(|m| {
+        m.message.kind.is_textual()
+            && m.message.kind != crate::domain::message::MessageKind::Reaction
+    }) {
+        texts.push(m.message.text.clone().unwrap_or_default());
+        merged.push(m.id);
+    }
+    Ok(Some((texts.join("\n"), merged)))
 }

@@ -17,6 +17,8 @@ use crate::store::messages::{ClaimedOutbound, SendOutcome, SendResult};
 
 /// Most messages claimed at once.
 const BATCH: i64 = 256;
+/// Longest text put into a template's body parameter.
+const TEMPLATE_PARAM_CHARS: usize = 1000;
 /// Sends in flight at once per worker.
 const IN_FLIGHT: usize = 128;
 
@@ -60,6 +62,7 @@ async fn send_one(state: &AppState, msg: ClaimedOutbound) -> SendResult {
         SendOutcome::Retry { .. } => "retry",
         SendOutcome::Failed { .. } => "failed",
         SendOutcome::Dead { .. } => "dead",
+        SendOutcome::Unsendable { .. } => "unsendable",
     };
     metrics::counter!("parley_outbound_total", "outcome" => label).increment(1);
     SendResult {
@@ -92,8 +95,27 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
             wa.account.messages_per_second as f64,
         )
         .await;
-    let body =
-        whatsapp::text_message_body(&msg.recipient, msg.recipient_is_user_id, &msg.body, None);
+    let body = match msg.window_closes_at {
+        // WhatsApp's 24-hour rule: outside the customer service window only an approved
+        // template may be sent; text would fail with 131047.
+        Some(closes) if state.clock.now() >= closes => match &ctx.settings.window_template {
+            Some(t) => whatsapp::template_message_body(
+                &msg.recipient,
+                msg.recipient_is_user_id,
+                &t.name,
+                &t.language,
+                &[crate::runtime::trim_to(&msg.body, TEMPLATE_PARAM_CHARS)],
+            ),
+            None => {
+                return SendOutcome::Unsendable {
+                    reason: "window_closed: the 24-hour window has closed and the tenant has \
+                             no approved template (settings.window_template)"
+                        .into(),
+                };
+            }
+        },
+        _ => whatsapp::text_message_body(&msg.recipient, msg.recipient_is_user_id, &msg.body, None),
+    };
     let base = &state.config.whatsapp_api_base;
     match whatsapp::send(
         &state.http,

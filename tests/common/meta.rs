@@ -121,15 +121,32 @@ pub async fn wait_for_texts(server: &MockServer, n: usize) -> Vec<Sent> {
     sent_texts(server).await
 }
 
-/// A webhook body with one text message, shaped like Meta's (with a BSUID when given).
+/// A webhook body with one text message, shaped like Meta's, sent now.
 pub fn text_webhook(phone_number_id: &str, from: &str, wamid: &str, text: &str) -> String {
+    text_webhook_at(
+        phone_number_id,
+        from,
+        wamid,
+        text,
+        chrono::Utc::now().timestamp(),
+    )
+}
+
+/// A webhook body with one text message the customer sent at `timestamp` (Unix seconds).
+pub fn text_webhook_at(
+    phone_number_id: &str,
+    from: &str,
+    wamid: &str,
+    text: &str,
+    timestamp: i64,
+) -> String {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "200000000000001", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550000001", "phone_number_id": phone_number_id},
             "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
-            "messages": [{"from": from, "id": wamid, "timestamp": "1767225600", "type": "text", "text": {"body": text}}]
+            "messages": [{"from": from, "id": wamid, "timestamp": timestamp.to_string(), "type": "text", "text": {"body": text}}]
         }}]}]
     })
     .to_string()

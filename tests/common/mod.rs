@@ -254,7 +254,18 @@ impl TestApp {
         keys: std::sync::Arc<KeyRing>,
         config: parley::config::Config,
     ) -> TestApp {
-        let state = parley::app::AppState::with_parts(config, db.store().await, keys);
+        Self::spawn_with_clock(db, keys, config, Arc::new(parley::clock::SystemClock)).await
+    }
+
+    /// Spawns with a clock the test sets (quiet hours, delays, hand-off idle times).
+    pub async fn spawn_with_clock(
+        db: &TestDb,
+        keys: std::sync::Arc<KeyRing>,
+        config: parley::config::Config,
+        clock: Arc<dyn parley::clock::Clock>,
+    ) -> TestApp {
+        let mut state = parley::app::AppState::with_parts(config, db.store().await, keys);
+        state.clock = clock;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -306,6 +317,9 @@ pub fn test_config(db_url: &str) -> parley::config::Config {
         cache_ttl: std::time::Duration::from_secs(30),
         poll_interval: std::time::Duration::from_millis(50),
         work_lease: std::time::Duration::from_secs(30),
+        llm_connect_timeout: std::time::Duration::from_secs(2),
+        llm_timeout: std::time::Duration::from_millis(1500),
+        llm_concurrency: 16,
         retry_base: std::time::Duration::from_millis(20),
         max_send_attempts: 5,
         run_workers: true,

@@ -773,8 +773,16 @@ fn smb_message_echoes_yield_account_and_customer() {
     let b = parse_ok(body);
     assert!(b.messages.is_empty() && b.statuses.is_empty());
     let acc = "106540352242922".to_owned();
+    let echoes: Vec<(String, String)> = b
+        .echoes
+        .iter()
+        .map(|e| (e.account.clone(), e.customer_id.clone()))
+        .collect();
+    assert_eq!(b.echoes[0].provider_message_id.as_deref(), Some("wamid.E1"));
+    assert_eq!(b.echoes[0].text.as_deref(), Some("Here's the info"));
+    assert_eq!(b.echoes[0].timestamp, 1739321024);
     assert_eq!(
-        b.echoes,
+        echoes,
         vec![
             (acc.clone(), "16505551234".to_owned()),
             (acc.clone(), "16505550000".to_owned()),

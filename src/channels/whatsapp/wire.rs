@@ -333,6 +333,11 @@ pub(super) struct Echo<'a> {
     /// UNCONFIRMED name: the BSUID of the customer, by analogy with `from_user_id`.
     #[serde(borrow)]
     pub to_user_id: Str<'a>,
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    pub timestamp: Int,
+    #[serde(borrow)]
+    pub text: Obj<Text<'a>>,
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+//! Escalation by keywords: which of a tenant's escalation categories a customer's
+//! message names. The three default categories have word lists; any other category
+//! matches its own name. Words are compared after stemming, so "refunds" and
+//! "refunded" count as "refund".
+
+use crate::faq::normalize::words;
+use crate::faq::stem;
+
+/// Phrases that put a message in one of the default categories.
+fn keywords(category: &str) -> &'static [&'static str] {
+    match category {
+        "refund" => &[
+            "refund",
+            "money back",
+            "chargeback",
+            "reimburse",
+            "reimbursement",
+            "reembolso",
+            "remboursement",
+        ],
+        "complaint" => &[
+            "complaint",
+            "complain",
+            "unacceptable",
+            "disgusting",
+            "terrible service",
+            "awful service",
+            "speak to a manager",
+            "talk to a manager",
+            "your manager",
+            "reclamacion",
+            "reclamation",
+        ],
+        "emergency" => &[
+            "emergency",
+            "urgent",
+            "ambulance",
+            "fire",
+            "injured",
+            "injury",
+            "bleeding",
+            "accident",
+            "gas leak",
+            "flood",
+            "emergencia",
+            "urgence",
+        ],
+        _ => &[],
+    }
+}
+
+fn stems(text: &str) -> Vec<String> {
+    words(text).iter().map(|w| stem(w)).collect()
+}
+
+fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
+    !phrase.is_empty() && haystack.windows(phrase.len()).any(|w| w == phrase)
+}
+
+/// The first of `categories` (in the tenant's order) that `text` names, if any.
+pub fn detect<'a>(text: &str, categories: &'a [String]) -> Option<&'a str> {
+    let said = stems(text);
+    if said.is_empty() {
+        return None;
+    }
+    categories.iter().map(String::as_str).find(|cat| {
+        let own = std::iter::once(*cat);
+        own.chain(keywords(cat).iter().copied())
+            .any(|k| contains_phrase(&said, &stems(k)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Vec<String> {
+        crate::domain::default_escalation_categories()
+    }
+
+    #[test]
+    fn default_categories_are_found_by_their_words_and_inflections() {
+        let c = defaults();
+        assert_eq!(detect("I want my money back!", &c), Some("refund"));
+        assert_eq!(detect("Were my orders REFUNDED yet?", &c), Some("refund"));
+        assert_eq!(
+            detect("I'd like to complain about the driver", &c),
+            Some("complaint")
+        );
+        assert_eq!(detect("urgent: there is a gas leak", &c), Some("emergency"));
+    }
+
+    #[test]
+    fn ordinary_questions_do_not_escalate() {
+        let c = defaults();
+        for q in [
+            "What are your opening hours?",
+            "Do you deliver to Berlin?",
+            "fireplace prices",
+            "",
+        ] {
+            assert_eq!(detect(q, &c), None, "{q}");
+        }
+    }
+
+    #[test]
+    fn only_the_tenants_categories_count_and_custom_ones_match_their_name() {
+        let c = vec!["warranty".to_string()];
+        assert_eq!(detect("I want a refund", &c), None);
+        assert_eq!(
+            detect("is this covered by the warranties?", &c),
+            Some("warranty")
+        );
+    }
+}
