@@ -54,6 +54,11 @@ fn every_command_explains_itself_with_an_example() {
         &["keys", "rotate"],
         &["keys", "status"],
         &["faq", "try"],
+        &["prompt", "create"],
+        &["prompt", "publish"],
+        &["prompt", "list"],
+        &["conversation", "list"],
+        &["conversation", "release"],
     ];
     for c in commands {
         let mut args = c.to_vec();
@@ -573,4 +578,105 @@ fn secrets_can_come_from_files_and_both_forms_at_once_are_refused() {
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[test]
+fn prompt_versions_are_created_published_rolled_back_and_listed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    std::fs::write(
+        dir.path().join("acme.json"),
+        bundle("acme", "100000000000001", "EAAG-acme-very-secret-1").to_string(),
+    )
+    .unwrap();
+    assert!(
+        parley(dir.path(), &url, None, &["tenant", "apply", "acme.json"])
+            .status
+            .success()
+    );
+    for (i, body) in ["First prompt for {business_name}", "Second prompt"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(dir.path().join("p.md"), body).unwrap();
+        let out = parley(
+            dir.path(),
+            &url,
+            None,
+            &[
+                "prompt", "create", "--tenant", "acme", "--file", "p.md", "--by", "alice",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            (i + 1).to_string()
+        );
+    }
+    for v in ["2", "1"] {
+        let out = parley(
+            dir.path(),
+            &url,
+            None,
+            &["prompt", "publish", "--tenant", "acme", v, "--by", "bob"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let list = text(&parley(
+        dir.path(),
+        &url,
+        None,
+        &["prompt", "list", "--tenant", "acme"],
+    ));
+    assert!(
+        list.contains("* v1"),
+        "v1 is live after the rollback:\n{list}"
+    );
+    assert!(list.contains("  v2"), "{list}");
+    assert_eq!(list.matches("by bob").count(), 2, "{list}");
+    // Bad input: a version that does not exist, a wrong kind, an empty prompt.
+    let out = parley(
+        dir.path(),
+        &url,
+        None,
+        &["prompt", "publish", "--tenant", "acme", "9"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no system prompt version 9"),
+        "{}",
+        text(&out)
+    );
+    let out = parley(
+        dir.path(),
+        &url,
+        None,
+        &["prompt", "list", "--tenant", "acme", "--kind", "poem"],
+    );
+    assert!(
+        text(&out).contains("--kind must be one of system, classifier"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(dir.path().join("empty.md"), "  ").unwrap();
+    let out = parley(
+        dir.path(),
+        &url,
+        None,
+        &["prompt", "create", "--tenant", "acme", "--file", "empty.md"],
+    );
+    assert!(text(&out).contains("the prompt is empty"), "{}", text(&out));
+    // Releasing a conversation that does not exist says so.
+    let out = parley(
+        dir.path(),
+        &url,
+        None,
+        &["conversation", "release", "--tenant", "acme", "15550001111"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no conversation with 15550001111"),
+        "{}",
+        text(&out)
+    );
 }

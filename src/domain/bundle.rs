@@ -775,6 +775,35 @@ mod tests {
     }
 
     #[test]
+    fn orchestration_settings_are_checked_and_zero_idle_minutes_means_never() {
+        let errs = errors(
+            r#"{"slug":"ok","name":"N","settings":{"handoff_idle_minutes":-1,
+            "burst_window_seconds":601,"llm_monthly_token_budget":-5,
+            "window_template":{"name":" ","language":"en US"}}}"#,
+        );
+        for path in [
+            "settings.handoff_idle_minutes",
+            "settings.burst_window_seconds",
+            "settings.llm_monthly_token_budget",
+            "settings.window_template.name",
+            "settings.window_template.language",
+        ] {
+            assert!(errs.iter().any(|e| e.starts_with(path)), "{path}: {errs:?}");
+        }
+        let b =
+            parse_and_validate(r#"{"slug":"ok","name":"N","settings":{"handoff_idle_minutes":0}}"#)
+                .unwrap();
+        assert_eq!(b.settings.handoff_idle_minutes, None);
+        let d = parse_and_validate(r#"{"slug":"ok","name":"N"}"#).unwrap();
+        assert_eq!(
+            d.settings.handoff_idle_minutes,
+            Some(DEFAULT_HANDOFF_IDLE_MINUTES)
+        );
+        assert_eq!(d.settings.burst_window_seconds, 0);
+        assert_eq!(d.settings.window_template, None);
+    }
+
+    #[test]
     fn every_bad_field_is_named_with_its_path() {
         let errs = errors(
             r#"{"slug":"ok","name":"N","timezone":"Mars/Base",

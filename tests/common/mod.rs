@@ -192,7 +192,12 @@ pub fn bundle(slug: &str, phone_number_id: &str, token: &str) -> serde_json::Val
             "max_messages_per_hour": 100,
             "max_messages_per_user_per_day": null,
             "quiet_hours": {"start": "22:00", "end": "07:30", "policy": "after_hours_message"},
-            "escalation": {"categories": ["refund", "complaint"], "phone": "+4915112345678", "email": "owner@example.com"}
+            "escalation": {"categories": ["refund", "complaint"], "phone": "+4915112345678", "email": "owner@example.com",
+                           "acknowledgement": "A colleague will take over."},
+            "handoff_idle_minutes": 90,
+            "after_hours_message": "We are closed; we answer at 07:30.",
+            "llm_monthly_token_budget": 500000,
+            "window_template": {"name": "reply_later", "language": "en_US"}
         },
         "templates": [
             {"name": "default", "system_prompt": format!("You are the assistant of {slug}."), "tone": "friendly", "max_response_length": 600, "is_default": true},
