@@ -1030,3 +1030,71 @@ on_both_backends!(
     a_delayed_reply_survives_a_restart_and_a_human_reply_cancels_one,
     a_burst_of_messages_is_answered_once,
 );
+
+/// Every log line of this test binary, at debug level, for the secrets check.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+    .clone()
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalations(kind: Db) {
+    let logs = captured_logs();
+    let Some(w) = World::new(kind, |_| {}).await else {
+        return;
+    };
+    mount_llm(&w.llm, ResponseTemplate::new(401).set_body_json(json!({"error": {
+        "message": "Incorrect API key provided: sk-acme-secret-key-000111", "type": "invalid_request_error"}})))
+        .mount(&w.llm)
+        .await;
+    w.say(
+        "acme",
+        "15550001111",
+        "wamid.s1",
+        "Can you fix a flat tyre?",
+    )
+    .await;
+    wait_for_texts(&w.meta, 1).await;
+    w.llm.reset().await;
+    mount_llm(&w.llm, confident("Sure.")).mount(&w.llm).await;
+    w.say("acme", "15550001111", "wamid.s2", "And a puncture?")
+        .await;
+    w.say("acme", "15550002222", "wamid.s3", "I want a refund")
+        .await;
+    wait_for_texts(&w.meta, 3).await;
+    assert_eq!(w.decisions("acme", 3).await.len(), 3);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(text.contains("llm call"), "debug logs were captured");
+    for secret in [
+        "sk-acme-secret-key-000111",
+        "EAAG-acme-token-0001",
+        "appsecret-acme-0123456789",
+        "verify-acme-0123456789",
+    ] {
+        assert!(!text.contains(secret), "{secret} appears in the logs");
+    }
+}
+
+on_both_backends!(no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalations);
