@@ -39,6 +39,10 @@ pub struct AppState {
     pub llm: crate::llm::LlmClient,
     /// Bounds the LLM calls in flight.
     pub llm_slots: Arc<tokio::sync::Semaphore>,
+    /// The SMTP relay for email notifications, when configured.
+    pub email: Option<crate::channels::email::EmailSender>,
+    /// Wakes the notifier when an email notification was queued.
+    pub wake_notifier: Arc<Notify>,
 }
 
 /// Opens the database named in `config`, applying pending migrations if
@@ -81,9 +85,15 @@ impl AppState {
         let ingest = Ingest::spawn(store.clone(), wake_pipeline.clone(), writers);
         let llm = crate::llm::LlmClient::new(config.llm_connect_timeout, config.llm_timeout);
         let llm_slots = Arc::new(tokio::sync::Semaphore::new(config.llm_concurrency));
+        let email = config.smtp.as_ref().map(|(url, from)| {
+            crate::channels::email::EmailSender::new(url, from)
+                .expect("PARLEY_SMTP_URL and PARLEY_SMTP_FROM are checked when the config is read")
+        });
         Self {
             llm,
             llm_slots,
+            email,
+            wake_notifier: Arc::new(Notify::new()),
             ingest,
             store,
             cache,

@@ -113,6 +113,9 @@ pub struct Config {
     pub llm_timeout: Duration,
     /// LLM calls in flight at once (across tenants).
     pub llm_concurrency: usize,
+    /// The SMTP relay for email notifications (`PARLEY_SMTP_URL`, may hold a password)
+    /// and the sender address (`PARLEY_SMTP_FROM`); `None` = no email.
+    pub smtp: Option<(SecretString, String)>,
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -228,6 +231,19 @@ impl Config {
         if llm_concurrency < 1 {
             bail!("PARLEY_LLM_CONCURRENCY must be at least 1");
         }
+        let smtp = match (var("PARLEY_SMTP_URL")?, var("PARLEY_SMTP_FROM")?) {
+            (Some(url), Some(from)) => {
+                let url = SecretString::from(url);
+                crate::channels::email::EmailSender::new(&url, &from)
+                    .map_err(anyhow::Error::msg)?;
+                Some((url, from))
+            }
+            (Some(_), None) => bail!(
+                "PARLEY_SMTP_URL is set but PARLEY_SMTP_FROM is not; set the sender, e.g. PARLEY_SMTP_FROM=\"parley <alerts@example.com>\""
+            ),
+            (None, Some(_)) => bail!("PARLEY_SMTP_FROM is set but PARLEY_SMTP_URL is not"),
+            (None, None) => None,
+        };
         let run_workers = match var("PARLEY_WORKERS")? {
             Some(v) => parse_bool("PARLEY_WORKERS", &v)?,
             None => true,
@@ -250,6 +266,7 @@ impl Config {
             llm_connect_timeout,
             llm_timeout,
             llm_concurrency,
+            smtp,
         })
     }
 

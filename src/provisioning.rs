@@ -241,6 +241,7 @@ fn to_bundle(
                 system_prompt: t.system_prompt.clone(),
                 tone: t.tone.clone(),
                 max_response_length: t.max_response_length,
+                context_messages: t.context_messages,
                 is_default: t.is_default,
             })
             .collect(),

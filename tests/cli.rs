@@ -680,3 +680,49 @@ fn prompt_versions_are_created_published_rolled_back_and_listed_from_the_cli() {
         text(&out)
     );
 }
+
+#[test]
+fn a_half_configured_or_bad_smtp_relay_stops_start_up_with_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["tenant", "list"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", &url);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[(
+        "PARLEY_SMTP_URL",
+        "smtps://bot:hunter2-relay-pass@smtp.example.com:465",
+    )]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("PARLEY_SMTP_FROM"), "{t}");
+    assert!(
+        !t.contains("hunter2-relay-pass"),
+        "the relay password is never echoed: {t}"
+    );
+    let out = run(&[
+        ("PARLEY_SMTP_URL", "gopher://smtp.example.com"),
+        ("PARLEY_SMTP_FROM", "alerts@example.com"),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("PARLEY_SMTP_URL is not a usable SMTP URL"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[
+        (
+            "PARLEY_SMTP_URL",
+            "smtps://bot:hunter2-relay-pass@smtp.example.com:465",
+        ),
+        ("PARLEY_SMTP_FROM", "parley alerts <alerts@example.com>"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -75,6 +75,8 @@ struct World {
     llm: MockServer,
     clock: Arc<ManualClock>,
     app: Option<TestApp>,
+    /// PARLEY_SMTP_URL for the app, if any.
+    smtp: Option<String>,
 }
 
 /// 2026-11-18 (a Wednesday), 12:00 in Berlin: open hours.
@@ -84,6 +86,14 @@ fn noon() -> DateTime<Utc> {
 
 impl World {
     async fn new(kind: Db, tweak: impl Fn(&mut Value)) -> Option<World> {
+        Self::with_smtp(kind, None, tweak).await
+    }
+
+    async fn with_smtp(
+        kind: Db,
+        smtp: Option<String>,
+        tweak: impl Fn(&mut Value),
+    ) -> Option<World> {
         let db = TestDb::new(kind).await?;
         let (keys, _) = key_ring();
         let keys = Arc::new(keys);
@@ -112,6 +122,7 @@ impl World {
             llm,
             clock,
             app: None,
+            smtp,
         };
         w.start().await;
         Some(w)
@@ -120,6 +131,10 @@ impl World {
     async fn start(&mut self) {
         let mut config = test_config(&self.db.url);
         config.whatsapp_api_base = format!("{}/v25.0", self.meta.uri());
+        config.smtp = self
+            .smtp
+            .clone()
+            .map(|url| (url.into(), "parley alerts <alerts@parley.test>".to_string()));
         let app =
             TestApp::spawn_with_clock(&self.db, self.keys.clone(), config, self.clock.clone())
                 .await;
@@ -1097,4 +1112,146 @@ async fn no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalat
     }
 }
 
-on_both_backends!(no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalations);
+async fn escalation_emails_go_through_the_smtp_relay_or_are_recorded_failed_without_one(kind: Db) {
+    let relay = common::smtp::FakeSmtp::start().await;
+    let with_email = |b: &mut Value| {
+        b["settings"]["escalation"]["email"] =
+            json!(format!("owner@{}.test", b["slug"].as_str().unwrap()));
+    };
+    let Some(w) = World::with_smtp(kind, Some(relay.url()), with_email).await else {
+        return;
+    };
+    w.say(
+        "acme",
+        "15550001111",
+        "wamid.m1",
+        "This is a complaint about the repair",
+    )
+    .await;
+    wait_for_texts(&w.meta, 1).await;
+    let mut mails = Vec::new();
+    for _ in 0..200 {
+        mails = relay.mails();
+        if !mails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["<owner@acme.test>"]);
+    assert!(
+        mails[0]
+            .data
+            .contains("Subject: [Shop acme] A customer needs a person (complaint)"),
+        "{}",
+        mails[0].data
+    );
+    assert!(
+        mails[0]
+            .data
+            .contains("This is a complaint about the repair"),
+        "{}",
+        mails[0].data
+    );
+    let t = w.tenant("acme").await;
+    let mut email = None;
+    for _ in 0..100 {
+        let notes = w
+            .app()
+            .state
+            .store
+            .list_notifications(t.id, 10)
+            .await
+            .unwrap();
+        email = notes.into_iter().find(|n| n.via == "email");
+        if email.as_ref().is_some_and(|n| n.state == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let email = email.unwrap();
+    assert_eq!(
+        (email.state.as_str(), email.target.as_str()),
+        ("sent", "owner@acme.test")
+    );
+
+    // Without a relay the email is recorded as failed, with the reason; WhatsApp still goes.
+    let Some(w) = World::new(kind, with_email).await else {
+        return;
+    };
+    w.say(
+        "acme",
+        "15550001111",
+        "wamid.m2",
+        "This is a complaint about the repair",
+    )
+    .await;
+    wait_for_texts(&w.meta, 1).await;
+    let t = w.tenant("acme").await;
+    w.decisions("acme", 1).await;
+    let notes = w
+        .app()
+        .state
+        .store
+        .list_notifications(t.id, 10)
+        .await
+        .unwrap();
+    let email = notes.iter().find(|n| n.via == "email").unwrap();
+    assert_eq!(email.state, "failed");
+    assert!(email.detail.as_deref().unwrap().contains("PARLEY_SMTP_URL"));
+    assert!(notes.iter().any(|n| n.via == "whatsapp"));
+}
+
+async fn the_llm_sees_as_much_of_the_conversation_as_the_template_allows(kind: Db) {
+    let Some(w) = World::new(kind, |b| {
+        b["templates"][0]["context_messages"] = json!(2);
+    })
+    .await
+    else {
+        return;
+    };
+    mount_llm(&w.llm, confident("Answer.")).mount(&w.llm).await;
+    for (i, q) in ["First question?", "Second question?", "Third question?"]
+        .iter()
+        .enumerate()
+    {
+        w.say("acme", "15550001111", &format!("wamid.c{i}"), q)
+            .await;
+        wait_for_texts(&w.meta, i + 1).await;
+    }
+    let reqs = w.llm_requests().await;
+    assert_eq!(reqs.len(), 3);
+    let roles = |i: usize| -> Vec<(String, String)> {
+        reqs[i].1["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|m| {
+                (
+                    m["role"].as_str().unwrap().to_string(),
+                    m["content"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        roles(0),
+        [("user".to_string(), "First question?".to_string())]
+    );
+    // Two earlier messages, then the one being answered.
+    assert_eq!(
+        roles(2),
+        [
+            ("user".to_string(), "Second question?".to_string()),
+            ("assistant".to_string(), "Answer.".to_string()),
+            ("user".to_string(), "Third question?".to_string()),
+        ]
+    );
+}
+
+on_both_backends!(
+    the_llm_sees_as_much_of_the_conversation_as_the_template_allows,
+    no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalations,
+    escalation_emails_go_through_the_smtp_relay_or_are_recorded_failed_without_one,
+);

@@ -79,6 +79,7 @@ async fn seed(
         system_prompt: "Be nice".into(),
         tone: None,
         max_response_length: Some(500),
+        context_messages: Some(4),
         is_default: true,
         position: 0,
     }];

@@ -17,6 +17,7 @@ ALTER TABLE conversations
     DROP COLUMN human_activity_at,
     DROP COLUMN handoff_reason,
     DROP COLUMN after_hours_notice_night;
+ALTER TABLE templates DROP COLUMN context_messages;
 ALTER TABLE control_settings
     DROP CONSTRAINT control_settings_window_template,
     DROP COLUMN handoff_idle_minutes,

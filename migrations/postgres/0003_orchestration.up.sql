@@ -13,6 +13,9 @@ ALTER TABLE control_settings
     ADD COLUMN window_template_language TEXT,
     ADD CONSTRAINT control_settings_window_template CHECK ((window_template_name IS NULL) = (window_template_language IS NULL));
 
+ALTER TABLE templates
+    ADD COLUMN context_messages BIGINT CHECK (context_messages BETWEEN 0 AND 50);
+
 ALTER TABLE conversations
     ADD COLUMN human_since TIMESTAMPTZ,
     ADD COLUMN human_activity_at TIMESTAMPTZ,
@@ -68,10 +71,18 @@ CREATE TABLE notifications (
     outbound_message_id  UUID,
     state                TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed')),
     detail               TEXT,
+    -- Email only: the message, and its delivery attempts (WhatsApp ones go through
+    -- the outbox).
+    subject              TEXT,
+    body                 TEXT,
+    attempts             BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at      TIMESTAMPTZ,
+    claimed_until        TIMESTAMPTZ,
     created_at           TIMESTAMPTZ NOT NULL,
     updated_at           TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );
+CREATE INDEX notifications_email_queue ON notifications (state, next_attempt_at);
 
 CREATE TABLE usage_daily (
     tenant_id     UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,

@@ -13,6 +13,7 @@ ALTER TABLE conversations DROP COLUMN human_since;
 ALTER TABLE conversations DROP COLUMN human_activity_at;
 ALTER TABLE conversations DROP COLUMN handoff_reason;
 ALTER TABLE conversations DROP COLUMN after_hours_notice_night;
+ALTER TABLE templates DROP COLUMN context_messages;
 ALTER TABLE control_settings DROP COLUMN window_template_language;
 ALTER TABLE control_settings DROP COLUMN window_template_name;
 ALTER TABLE control_settings DROP COLUMN llm_monthly_token_budget;

@@ -14,6 +14,8 @@ ALTER TABLE control_settings ADD COLUMN window_template_language TEXT
     CHECK ((window_template_name IS NULL) = (window_template_language IS NULL));
 
 
+ALTER TABLE templates ADD COLUMN context_messages INTEGER CHECK (context_messages BETWEEN 0 AND 50);
+
 ALTER TABLE conversations ADD COLUMN human_since TEXT;
 ALTER TABLE conversations ADD COLUMN human_activity_at TEXT;
 ALTER TABLE conversations ADD COLUMN handoff_reason TEXT;
@@ -102,10 +104,18 @@ CREATE TABLE notifications (
     outbound_message_id  BLOB,
     state                TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed')),
     detail               TEXT,
+    -- Email only: the message, and its delivery attempts (WhatsApp ones go through
+    -- the outbox).
+    subject              TEXT,
+    body                 TEXT,
+    attempts             INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at      TEXT,
+    claimed_until        TEXT,
     created_at           TEXT NOT NULL,
     updated_at           TEXT NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );
+CREATE INDEX notifications_email_queue ON notifications (state, next_attempt_at);
 
 CREATE TABLE usage_daily (
     tenant_id     BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,

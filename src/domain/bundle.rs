@@ -191,6 +191,8 @@ pub struct TemplateBundle {
     pub tone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_response_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_messages: Option<i64>,
     #[serde(default)]
     pub is_default: bool,
 }
@@ -258,6 +260,7 @@ pub struct TemplateSpec {
     pub system_prompt: String,
     pub tone: Option<String>,
     pub max_response_length: Option<i64>,
+    pub context_messages: Option<i64>,
     pub is_default: bool,
 }
 
@@ -682,6 +685,11 @@ fn validate_templates(e: &mut Errors, ts: Vec<TemplateBundle>) -> Vec<TemplateSp
                 format!("must be between 1 and {MAX_TEXT_LEN}"),
             );
         }
+        if let Some(c) = t.context_messages
+            && !(0..=50).contains(&c)
+        {
+            e.add(format!("{p}.context_messages"), "must be between 0 and 50");
+        }
         if t.is_default {
             if let Some(first) = default_at {
                 e.add(
@@ -696,6 +704,7 @@ fn validate_templates(e: &mut Errors, ts: Vec<TemplateBundle>) -> Vec<TemplateSp
             system_prompt: t.system_prompt,
             tone: t.tone,
             max_response_length: t.max_response_length,
+            context_messages: t.context_messages,
             is_default: t.is_default,
         });
     }

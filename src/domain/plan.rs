@@ -313,6 +313,7 @@ fn plan_templates(
             system_prompt: spec.system_prompt,
             tone: spec.tone,
             max_response_length: spec.max_response_length,
+            context_messages: spec.context_messages,
             is_default: spec.is_default,
             position: pos as i64,
         };

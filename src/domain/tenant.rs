@@ -281,6 +281,8 @@ pub struct Template {
     pub system_prompt: String,
     pub tone: Option<String>,
     pub max_response_length: Option<i64>,
+    /// Earlier messages of the conversation given to the LLM (default 12).
+    pub context_messages: Option<i64>,
     pub is_default: bool,
     pub position: i64,
 }

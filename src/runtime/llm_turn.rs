@@ -16,7 +16,7 @@ use crate::llm::{ChatTurn, LlmClient, LlmRequest, LlmTarget};
 use crate::prompts;
 use crate::store::{Store, StoreResult};
 
-/// Most earlier messages sent as context.
+/// Earlier messages sent as context unless the default template says otherwise.
 pub const CONTEXT_MESSAGES: i64 = 12;
 /// Most characters of earlier messages sent as context (the newest are kept).
 pub const CONTEXT_CHARS: usize = 6000;
@@ -56,12 +56,17 @@ pub async fn ask_llm(
         }
     }
     let msg = input.msg;
+    // Earlier messages plus the one (or the burst) being answered, which is in the log.
+    let context = ctx
+        .default_template()
+        .and_then(|t| t.context_messages)
+        .unwrap_or(CONTEXT_MESSAGES);
     let history = store
         .recent_messages(
             ctx.tenant.id,
             msg.channel,
             &msg.message.customer_id,
-            CONTEXT_MESSAGES,
+            context + 1 + input.merged.len() as i64,
         )
         .await?;
     let mut turns: Vec<ChatTurn> = history

@@ -42,6 +42,8 @@ pub struct TurnInput<'a> {
     pub conversation: Option<&'a ConversationState>,
     /// Later messages of the same burst, answered with this one.
     pub merged: Vec<Uuid>,
+    /// This server can send email (an SMTP relay is configured).
+    pub email_enabled: bool,
 }
 
 /// Turns an outcome into what the pipeline writes: the decision, the messages to send
@@ -225,17 +227,41 @@ async fn notify_staff(
             outbound_message_id: Some(id),
             state: "queued",
             detail: None,
+            subject: None,
+            body: None,
+            send_at,
         });
     }
     if let Some(email) = &s.escalation_email {
+        let (state, detail) = if input.email_enabled {
+            ("queued", None)
+        } else {
+            (
+                "failed",
+                Some("no SMTP relay is configured on this server (PARLEY_SMTP_URL)".to_string()),
+            )
+        };
         notes.push(NotificationRecord {
             id: Uuid::now_v7(),
             category: category.to_string(),
             via: "email",
             target: email.clone(),
             outbound_message_id: None,
-            state: "failed",
-            detail: Some("email delivery is not available on this server yet".into()),
+            state,
+            detail,
+            subject: Some(format!(
+                "[{}] A customer needs a person ({category})",
+                ctx.tenant.name
+            )),
+            body: Some(format!(
+                "{text}\n\nThe bot has paused this conversation. Answer the customer on WhatsApp; \
+                 the bot takes over again when the conversation is released{}.\n",
+                match s.handoff_idle_minutes {
+                    Some(m) => format!(" or after {m} quiet minutes"),
+                    None => String::new(),
+                }
+            )),
+            send_at,
         });
     }
     Ok((sends, notes))

@@ -14,7 +14,7 @@ pub(super) const SETTINGS_COLS: &str = "bot_enabled, auto_reply, ai_responses, c
 pub(super) const TRAINING_COLS: &str =
     "id, kind, question, answer, examples, category, priority, active, position";
 pub(super) const TEMPLATE_COLS: &str =
-    "id, name, system_prompt, tone, max_response_length, is_default, position";
+    "id, name, system_prompt, tone, max_response_length, context_messages, is_default, position";
 
 /// Implements `Store` for `$store` (which has `pool` for reads, `writer` for writes, and
 /// inherent `begin_write` and `migrator` functions) over connections of type `$conn`.
@@ -554,7 +554,8 @@ macro_rules! impl_store {
                 for tpl in updates {
                     let n = sqlx::query(
                         "UPDATE templates SET name = $3, system_prompt = $4, tone = $5, max_response_length = $6, \
-                         is_default = $7, position = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2",
+                         is_default = $7, position = $8, updated_at = $9, context_messages = $10 \
+                         WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(t.0)
                     .bind(tpl.id.0)
@@ -565,6 +566,7 @@ macro_rules! impl_store {
                     .bind(tpl.is_default)
                     .bind(tpl.position)
                     .bind(now)
+                    .bind(tpl.context_messages)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected();
@@ -575,7 +577,8 @@ macro_rules! impl_store {
                 for tpl in &c.insert {
                     sqlx::query(
                         "INSERT INTO templates (tenant_id, id, name, system_prompt, tone, max_response_length, \
-                         is_default, position, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         is_default, position, updated_at, context_messages) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(t.0)
                     .bind(tpl.id.0)
@@ -586,6 +589,7 @@ macro_rules! impl_store {
                     .bind(tpl.is_default)
                     .bind(tpl.position)
                     .bind(now)
+                    .bind(tpl.context_messages)
                     .execute(&mut *conn)
                     .await?;
                 }

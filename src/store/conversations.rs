@@ -93,6 +93,18 @@ pub struct StoredNotification {
     pub created_at: DateTime<Utc>,
 }
 
+/// An email notification claimed for sending.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailJob {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub target: String,
+    pub subject: String,
+    pub body: String,
+    /// How many times it was claimed, this claim included.
+    pub attempts: i64,
+}
+
 /// One tenant's usage on one (UTC) day.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UsageDay {
@@ -211,6 +223,24 @@ pub trait ConversationStore: Send + Sync {
         tenant: TenantId,
         limit: i64,
     ) -> StoreResult<Vec<StoredNotification>>;
+    /// Claims up to `limit` due email notifications until `lease_until`.
+    async fn claim_email_notifications(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<EmailJob>>;
+    /// Records an email attempt: `sent`, `failed` (for good), or `queued` again for
+    /// `retry_at`.
+    async fn record_email_attempt(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        state: &str,
+        detail: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Sets an email notification's outcome.
     async fn set_notification_state(
         &self,
@@ -234,7 +264,7 @@ pub(super) const CONVERSATION_COLS: &str = "c.id, c.status, c.human_since, c.hum
 
 /// Implements `ConversationStore` for `$store` over `$db`.
 macro_rules! impl_conversation_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $lock:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::conversations::ConversationStore for $store {
             async fn find_conversations(
@@ -445,13 +475,13 @@ macro_rules! impl_conversation_store {
                 limit: i64,
             ) -> StoreResult<Vec<HistoryMessage>> {
                 let rows: Vec<(bool, String, DateTime<Utc>)> = sqlx::query_as(
-                    "SELECT * FROM (SELECT from_customer, body, at FROM (\
+                    "SELECT from_customer, body, at FROM (SELECT from_customer, body, at, id FROM (\
                      SELECT TRUE AS from_customer, body, received_at AS at, id FROM inbound_messages \
                      WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 AND body IS NOT NULL \
                      AND merged_into IS NULL \
                      UNION ALL SELECT FALSE AS from_customer, body, created_at AS at, id FROM outbound_messages \
                      WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 AND state IN ('pending', 'sent') \
-                     AND purpose IN ('reply', 'human')) AS h ORDER BY at DESC, id DESC LIMIT $4) AS recent ORDER BY at",
+                     AND purpose IN ('reply', 'human')) AS h ORDER BY at DESC, id DESC LIMIT $4) AS recent ORDER BY at, id",
                 )
                 .bind(tenant.0)
                 .bind(channel.as_str())
@@ -616,6 +646,66 @@ macro_rules! impl_conversation_store {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(StoredNotification::from).collect())
+            }
+
+            async fn claim_email_notifications(
+                &self,
+                limit: i64,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+            ) -> StoreResult<Vec<EmailJob>> {
+                let limit = limit.clamp(1, 1000);
+                let sql = format!(
+                    "UPDATE notifications SET claimed_until = $1, attempts = attempts + 1 \
+                     WHERE (tenant_id, id) IN (SELECT n.tenant_id, n.id FROM notifications n \
+                     WHERE n.state = 'queued' AND n.via = 'email' AND n.next_attempt_at <= $2 \
+                     AND (n.claimed_until IS NULL OR n.claimed_until < $2) \
+                     ORDER BY n.next_attempt_at LIMIT {limit}{}) \
+                     RETURNING tenant_id, id, target, subject, body, attempts",
+                    $lock
+                );
+                let rows: Vec<(Uuid, Uuid, String, Option<String>, Option<String>, i64)> =
+                    sqlx::query_as(AssertSqlSafe(sql))
+                        .bind(lease_until)
+                        .bind(now)
+                        .fetch_all(&self.writer)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(t, id, target, subject, body, attempts)| EmailJob {
+                        tenant_id: TenantId(t),
+                        id,
+                        target,
+                        subject: subject.unwrap_or_default(),
+                        body: body.unwrap_or_default(),
+                        attempts,
+                    })
+                    .collect())
+            }
+
+            async fn record_email_attempt(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                state: &str,
+                detail: Option<&str>,
+                retry_at: Option<DateTime<Utc>>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE notifications SET state = $3, detail = $4, \
+                     next_attempt_at = COALESCE($5, next_attempt_at), claimed_until = NULL, updated_at = $6 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(state)
+                .bind(detail)
+                .bind(retry_at)
+                .bind(now)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
             }
 
             async fn set_notification_state(

@@ -97,6 +97,10 @@ pub struct NotificationRecord {
     /// queued, or failed when it cannot be sent at all.
     pub state: &'static str,
     pub detail: Option<String>,
+    /// Email only: what is sent, and when (quiet hours may hold it back).
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    pub send_at: DateTime<Utc>,
 }
 
 /// What one turn adds to the tenant's daily usage.
@@ -773,8 +777,9 @@ macro_rules! impl_message_store {
                     for n in &t.notifications {
                         sqlx::query(
                             "INSERT INTO notifications (tenant_id, id, inbound_message_id, customer_id, category, via, \
-                             target, outbound_message_id, state, detail, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
+                             target, outbound_message_id, state, detail, created_at, updated_at, subject, body, \
+                             next_attempt_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
                         )
                         .bind(t.tenant_id.0)
                         .bind(n.id)
@@ -787,6 +792,9 @@ macro_rules! impl_message_store {
                         .bind(n.state)
                         .bind(&n.detail)
                         .bind(now)
+                        .bind(&n.subject)
+                        .bind(&n.body)
+                        .bind((n.via == "email" && n.state == "queued").then_some(n.send_at))
                         .execute(&mut *conn)
                         .await?;
                     }

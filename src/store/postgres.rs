@@ -86,4 +86,4 @@ impl_message_store!(
     sqlx::Postgres,
     " FOR UPDATE SKIP LOCKED"
 );
-impl_conversation_store!(PgStore, Postgres);
+impl_conversation_store!(PgStore, Postgres, " FOR UPDATE SKIP LOCKED");

@@ -157,6 +157,7 @@ pub struct TemplateRow {
     pub system_prompt: String,
     pub tone: Option<String>,
     pub max_response_length: Option<i64>,
+    pub context_messages: Option<i64>,
     pub is_default: bool,
     pub position: i64,
 }
@@ -169,6 +170,7 @@ impl From<TemplateRow> for Template {
             system_prompt: r.system_prompt,
             tone: r.tone,
             max_response_length: r.max_response_length,
+            context_messages: r.context_messages,
             is_default: r.is_default,
             position: r.position,
         }

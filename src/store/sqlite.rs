@@ -97,4 +97,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, sqlx::SqliteConnection, super::Backend::Sqlite);
 impl_message_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "");
-impl_conversation_store!(SqliteStore, sqlx::Sqlite);
+impl_conversation_store!(SqliteStore, sqlx::Sqlite, "");

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use crate::app::AppState;
 
 pub mod ingest;
+pub mod notifier;
 pub mod pipeline;
 pub mod sender;
 pub mod shaper;
@@ -30,6 +31,15 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             stop.clone(),
             |st| async move { pipeline::process_once(&st).await },
         )));
+        if s.email.is_some() {
+            tasks.push(tokio::spawn(work_loop(
+                "notifier",
+                s.clone(),
+                s.wake_notifier.clone(),
+                stop.clone(),
+                |st| async move { notifier::notify_once(&st).await },
+            )));
+        }
         tasks.push(tokio::spawn(work_loop(
             "sender",
             s.clone(),

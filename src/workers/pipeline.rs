@@ -63,6 +63,7 @@ pub async fn process_once(state: &AppState) -> Result<usize, StoreError> {
             text,
             conversation: conv,
             merged,
+            email_enabled: state.email.is_some(),
         };
         let (step, handoff) = runtime::gate(&ctx, &msg.message, &input.text, conv, now);
         match step {
@@ -106,6 +107,12 @@ async fn write(
     if turns.iter().any(|t| !t.replies.is_empty()) {
         state.wake_sender.notify_one();
     }
+    if turns
+        .iter()
+        .any(|t| t.notifications.iter().any(|n| n.via == "email"))
+    {
+        state.wake_notifier.notify_one();
+    }
     Ok(())
 }
 
@@ -132,6 +139,7 @@ async fn run_llm_turn(state: AppState, job: LlmJob) {
         text: job.text.clone(),
         conversation: job.conversation.as_ref(),
         merged: job.merged.clone(),
+        email_enabled: state.email.is_some(),
     };
     let store = state.store.as_ref();
     let result = async {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 pub mod meta;
+pub mod smtp;
 
 use parley::crypto::{KeyRing, generate_key_b64};
 use parley::store::{self, Store};
@@ -325,6 +326,7 @@ pub fn test_config(db_url: &str) -> parley::config::Config {
         llm_connect_timeout: std::time::Duration::from_secs(2),
         llm_timeout: std::time::Duration::from_millis(1500),
         llm_concurrency: 16,
+        smtp: None,
         retry_base: std::time::Duration::from_millis(20),
         max_send_attempts: 5,
         run_workers: true,
