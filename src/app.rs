@@ -43,6 +43,8 @@ pub struct AppState {
     pub email: Option<crate::channels::email::EmailSender>,
     /// Wakes the notifier when an email notification was queued.
     pub wake_notifier: Arc<Notify>,
+    /// Failed admin API authentications, per key prefix and per address.
+    pub auth_failures: crate::api::admin::auth::FailureLimiter,
 }
 
 /// Opens the database named in `config`, applying pending migrations if
@@ -94,6 +96,7 @@ impl AppState {
             llm_slots,
             email,
             wake_notifier: Arc::new(Notify::new()),
+            auth_failures: Default::default(),
             ingest,
             store,
             cache,
@@ -119,7 +122,9 @@ pub async fn run(
     tracing::info!(%addr, backend = ?state.store.backend(), "parley is listening");
     let (stop_workers, stop) = tokio::sync::watch::channel(false);
     let workers = crate::workers::spawn_all(&state, stop);
-    let served = axum::serve(listener, crate::api::router(state.clone()))
+    let app = crate::api::router(state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP");

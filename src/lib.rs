@@ -1,7 +1,9 @@
 //! parley: a multi-tenant WhatsApp/chat bot runtime. See README.md and DESIGN.md.
 
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cache;
 pub mod channels;
 pub mod cli;

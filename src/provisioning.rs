@@ -162,6 +162,45 @@ fn time_of_day(t: chrono::NaiveTime) -> String {
 
 /// The bundle that re-applies to `state`. Secrets come from `secret`, which returns
 /// `None` to leave a secret out.
+/// A tenant's control settings as the `settings` section of a bundle (what export
+/// writes and the admin API shows).
+pub fn settings_bundle(st: ControlSettings) -> SettingsBundle {
+    SettingsBundle {
+        bot_enabled: Some(st.bot_enabled),
+        auto_reply: Some(st.auto_reply),
+        ai_responses: Some(st.ai_responses),
+        confidence_threshold: Some(st.confidence_threshold),
+        fallback_text: Some(st.fallback_text),
+        non_text_reply: st.non_text_reply,
+        quiet_hours: st.quiet_hours.map(|q| QuietHoursBundle {
+            start: time_of_day(q.start),
+            end: time_of_day(q.end),
+            policy: q.policy.as_str().into(),
+        }),
+        response_delay_seconds: Some(st.response_delay_seconds),
+        max_messages_per_hour: st.max_messages_per_hour,
+        max_messages_per_user_per_day: st.max_messages_per_user_per_day,
+        escalation: Some(EscalationBundle {
+            categories: Some(st.escalation_categories),
+            phone: st.escalation_phone,
+            email: st.escalation_email,
+            acknowledgement: st.escalation_ack_text,
+        }),
+        logging: Some(LoggingBundle {
+            message_text: st.log_message_text,
+            decisions: st.log_decisions,
+        }),
+        handoff_idle_minutes: Some(st.handoff_idle_minutes.unwrap_or(0)),
+        burst_window_seconds: Some(st.burst_window_seconds),
+        after_hours_message: st.after_hours_text,
+        llm_monthly_token_budget: st.llm_monthly_token_budget,
+        window_template: st.window_template.map(|t| WindowTemplateBundle {
+            name: t.name,
+            language: t.language,
+        }),
+    }
+}
+
 fn to_bundle(
     state: &TenantState,
     mut secret: impl FnMut(&str) -> Result<Option<SecretString>, ContextError>,
@@ -199,40 +238,7 @@ fn to_bundle(
         active: t.active,
         whatsapp,
         ai,
-        settings: SettingsBundle {
-            bot_enabled: Some(st.bot_enabled),
-            auto_reply: Some(st.auto_reply),
-            ai_responses: Some(st.ai_responses),
-            confidence_threshold: Some(st.confidence_threshold),
-            fallback_text: Some(st.fallback_text),
-            non_text_reply: st.non_text_reply,
-            quiet_hours: st.quiet_hours.map(|q| QuietHoursBundle {
-                start: time_of_day(q.start),
-                end: time_of_day(q.end),
-                policy: q.policy.as_str().into(),
-            }),
-            response_delay_seconds: Some(st.response_delay_seconds),
-            max_messages_per_hour: st.max_messages_per_hour,
-            max_messages_per_user_per_day: st.max_messages_per_user_per_day,
-            escalation: Some(EscalationBundle {
-                categories: Some(st.escalation_categories),
-                phone: st.escalation_phone,
-                email: st.escalation_email,
-                acknowledgement: st.escalation_ack_text,
-            }),
-            logging: Some(LoggingBundle {
-                message_text: st.log_message_text,
-                decisions: st.log_decisions,
-            }),
-            handoff_idle_minutes: Some(st.handoff_idle_minutes.unwrap_or(0)),
-            burst_window_seconds: Some(st.burst_window_seconds),
-            after_hours_message: st.after_hours_text,
-            llm_monthly_token_budget: st.llm_monthly_token_budget,
-            window_template: st.window_template.map(|t| WindowTemplateBundle {
-                name: t.name,
-                language: t.language,
-            }),
-        },
+        settings: settings_bundle(st),
         templates: state
             .templates
             .iter()

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Per-field problems of a validation error: `[{"path", "message"}]`.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
     }
 
@@ -31,7 +34,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let body = json!({"error": {"code": self.code, "message": self.message, "request_id": request_id}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message, "request_id": request_id}});
+        if let Some(d) = self.details {
+            body["error"]["details"] = d;
+        }
         (self.status, axum::Json(body)).into_response()
     }
 }

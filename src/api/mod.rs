@@ -1,5 +1,6 @@
 //! HTTP routers. Handlers are thin: extract, call one function, map to a response.
 
+pub mod admin;
 mod error;
 mod health;
 pub mod metrics;
@@ -17,5 +18,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(webhooks::router())
+        .merge(admin::router())
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! The `parley` command line: every operator action, each with `--help` and an example.
 
+mod api_key;
 mod conversation;
 mod faq;
 mod keys;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Conversations: who is answering, and releasing one back to the bot.
     #[command(subcommand)]
     Conversation(conversation::ConversationCommand),
+    /// Keys for the admin API: tenant keys with a role, and operator keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(api_key::ApiKeyCommand),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -111,6 +115,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Faq(c) => faq::run(c, config).await,
         Command::Prompt(c) => prompt::run(c, config).await,
         Command::Conversation(c) => conversation::run(c, config).await,
+        Command::ApiKey(c) => api_key::run(c, config).await,
     }
 }
 

@@ -307,6 +307,52 @@ pub fn parse_and_validate(json: &str) -> Result<ValidBundle, BundleErrors> {
     parse(json)?.validate()
 }
 
+/// Deserializes `value` as `T` (unknown fields refused), naming the failing path.
+pub fn from_json_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, BundleErrors> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        BundleErrors(vec![FieldError {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }])
+    })
+}
+
+/// Validates a settings section on its own (the admin API's settings resource).
+pub fn validate_settings_section(s: SettingsBundle) -> Result<ControlSettings, BundleErrors> {
+    let mut e = Errors::default();
+    let settings = validate_settings(&mut e, s);
+    if e.0.is_empty() {
+        Ok(settings)
+    } else {
+        Err(BundleErrors(strip_prefix(e.0, "settings.")))
+    }
+}
+
+/// Validates one FAQ on its own (the admin API's FAQ resource); paths are the FAQ's
+/// own fields (`answer`, `examples[2]`).
+pub fn validate_faq(f: FaqBundle) -> Result<TrainingSpec, BundleErrors> {
+    let mut e = Errors::default();
+    let mut specs = validate_faqs(&mut e, vec![f]);
+    if e.0.is_empty() {
+        Ok(specs.remove(0))
+    } else {
+        Err(BundleErrors(strip_prefix(e.0, "faqs[0].")))
+    }
+}
+
+fn strip_prefix(errors: Vec<FieldError>, prefix: &str) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|f| FieldError {
+            path: f.path.strip_prefix(prefix).unwrap_or(&f.path).to_string(),
+            message: f.message,
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct Errors(Vec<FieldError>);
 

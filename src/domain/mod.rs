@@ -1,6 +1,8 @@
 //! Pure types and rules: ids, tenants, control settings, templates, training data and
 //! the tenant bundle. Nothing here touches I/O.
 
+pub mod access;
+pub mod audit;
 pub mod bundle;
 mod ids;
 pub mod message;

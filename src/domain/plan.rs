@@ -66,6 +66,8 @@ pub struct Plan<S> {
     pub secrets: Vec<(&'static str, Change<S>)>,
     pub templates: ItemChanges<Template, TemplateId>,
     pub training: ItemChanges<TrainingItem, TrainingItemId>,
+    /// Audit entries written in the same transaction as the change.
+    pub audit: Vec<super::audit::AuditEntry>,
 }
 
 impl<S> Default for Plan<S> {
@@ -78,6 +80,7 @@ impl<S> Default for Plan<S> {
             secrets: Vec::new(),
             templates: ItemChanges::default(),
             training: ItemChanges::default(),
+            audit: Vec::new(),
         }
     }
 }
@@ -113,6 +116,7 @@ impl<S> Plan<S> {
                 .collect(),
             templates: self.templates,
             training: self.training,
+            audit: self.audit,
         }
     }
 

@@ -2,6 +2,7 @@
 //! one implementation per backend (`sqlite.rs`, `postgres.rs`). Every tenant-owned
 //! query takes the tenant id first; another tenant's row is simply not found.
 
+pub mod admin;
 mod common;
 pub mod conversations;
 pub mod messages;
@@ -90,13 +91,14 @@ pub struct SecretRecord {
     pub sealed: Sealed,
 }
 
+pub use admin::AdminStore;
 pub use conversations::ConversationStore;
 pub use messages::MessageStore;
 
 /// Everything parley stores: tenants and their configuration here, the conversation
 /// loop in [`MessageStore`].
 #[async_trait]
-pub trait Store: MessageStore + ConversationStore + Send + Sync + 'static {
+pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Answers once the database can be reached.
     async fn ping(&self) -> StoreResult<()>;

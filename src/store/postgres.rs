@@ -11,12 +11,14 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres};
 use uuid::Uuid;
 
+use super::admin::*;
 use super::common::*;
 use super::conversations::*;
 use super::messages::*;
 use super::rows::*;
 use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
 use crate::crypto::Sealed;
+use crate::domain::audit::AuditEntry;
 use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
 use crate::domain::*;
 
@@ -87,3 +89,4 @@ impl_message_store!(
     " FOR UPDATE SKIP LOCKED"
 );
 impl_conversation_store!(PgStore, Postgres, " FOR UPDATE SKIP LOCKED");
+impl_admin_store!(PgStore, sqlx::PgConnection);

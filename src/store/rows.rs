@@ -458,3 +458,70 @@ impl From<NotificationRow> for StoredNotification {
         }
     }
 }
+
+use super::admin::ApiKeyRecord;
+use crate::domain::access::Role;
+use crate::domain::audit::AuditEntry;
+
+#[derive(sqlx::FromRow)]
+pub struct KeyRow {
+    pub tenant_id: Option<Uuid>,
+    pub role: Option<String>,
+    pub id: Uuid,
+    pub prefix: String,
+    pub hash: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<KeyRow> for ApiKeyRecord {
+    type Error = StoreError;
+    fn try_from(r: KeyRow) -> Result<Self, StoreError> {
+        let role = match &r.role {
+            Some(s) => Some(Role::parse(s).ok_or_else(|| bad("role", s))?),
+            None => None,
+        };
+        Ok(ApiKeyRecord {
+            tenant_id: r.tenant_id.map(TenantId),
+            id: r.id,
+            prefix: r.prefix,
+            hash: r.hash,
+            role,
+            name: r.name,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub before: Option<Json<serde_json::Value>>,
+    pub after: Option<Json<serde_json::Value>>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id,
+            actor: r.actor,
+            action: r.action,
+            resource: r.resource,
+            before: r.before.map(|j| j.0),
+            after: r.after.map(|j| j.0),
+            at: r.at,
+        }
+    }
+}

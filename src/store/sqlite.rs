@@ -15,12 +15,14 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Sqlite};
 use uuid::Uuid;
 
+use super::admin::*;
 use super::common::*;
 use super::conversations::*;
 use super::messages::*;
 use super::rows::*;
 use super::{MigrationStatus, SecretRecord, StoreError, StoreResult};
 use crate::crypto::Sealed;
+use crate::domain::audit::AuditEntry;
 use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
 use crate::domain::*;
 
@@ -98,3 +100,4 @@ impl SqliteStore {
 impl_store!(SqliteStore, sqlx::SqliteConnection, super::Backend::Sqlite);
 impl_message_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "");
 impl_conversation_store!(SqliteStore, sqlx::Sqlite, "");
+impl_admin_store!(SqliteStore, sqlx::SqliteConnection);
