@@ -97,6 +97,8 @@ pub struct Config {
     pub auto_migrate: bool,
     /// How long a tenant's loaded context may be served from memory.
     pub cache_ttl: Duration,
+    /// How often cached tenants are compared with the database's revisions.
+    pub cache_sync_interval: Duration,
     /// How often idle workers look for work they were not woken for.
     pub poll_interval: Duration,
     /// How long a claimed message stays with its worker before another may take it.
@@ -210,6 +212,8 @@ impl Config {
         };
         let cache_ttl = Duration::from_secs(number("PARLEY_CACHE_TTL_SECONDS", 30)?);
         let poll_interval = Duration::from_millis(number("PARLEY_POLL_INTERVAL_MS", 500)?.max(10));
+        let cache_sync_interval =
+            Duration::from_millis(number("PARLEY_CACHE_SYNC_MS", 1000)?.max(50));
         let work_lease = Duration::from_secs(number("PARLEY_WORK_LEASE_SECONDS", 30)?.max(1));
         let retry_base = Duration::from_millis(number("PARLEY_RETRY_BASE_MS", 1000)?);
         let max_send_attempts: i64 = number("PARLEY_MAX_SEND_ATTEMPTS", 8)?;
@@ -259,6 +263,7 @@ impl Config {
             log_filter,
             auto_migrate,
             cache_ttl,
+            cache_sync_interval,
             poll_interval,
             work_lease,
             retry_base,

@@ -777,7 +777,60 @@ async fn operators_create_disable_and_delete_tenants(kind: Db) {
     assert_eq!(w.db.count("SELECT COUNT(*) FROM tenants").await, 2);
 }
 
+async fn a_write_through_one_instance_reaches_the_other_instances_cache(kind: Db) {
+    let Some(w) = World::new(kind).await else {
+        return;
+    };
+    let mut config = common::test_config(&w.db.url);
+    // PostgreSQL: no revision poll at all, so only LISTEN/NOTIFY can tell the second
+    // instance. SQLite (one file, two processes): the one-second revision poll.
+    if kind == Db::Postgres {
+        config.cache_sync_interval = std::time::Duration::from_secs(3600);
+    }
+    let second = TestApp::spawn_with(&w.db, w._ring.clone(), config).await;
+    let t = w
+        .app
+        .state
+        .store
+        .find_tenant_by_slug("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let cached = second.state.cache.get(t.id).await.unwrap().unwrap();
+    assert!(cached.settings.bot_enabled);
+    // Let the second instance's listener connect before the change.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, _) = w
+        .call(
+            "patch",
+            "/api/v1/settings",
+            Some(w.key("acme", Role::Admin)),
+            Some(json!({"bot_enabled": false})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut seen = true;
+    for _ in 0..60 {
+        seen = second
+            .state
+            .cache
+            .get(t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .settings
+            .bot_enabled;
+        if !seen {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!seen, "the second instance still serves the old settings");
+    second.stop().await;
+}
+
 on_both_backends!(
+    a_write_through_one_instance_reaches_the_other_instances_cache,
     the_contract_routes_work_and_every_write_is_audited,
     another_tenants_key_finds_nothing_and_changes_nothing_on_any_route,
     each_role_is_refused_what_it_may_not_do_on_every_route,

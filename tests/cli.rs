@@ -59,6 +59,9 @@ fn every_command_explains_itself_with_an_example() {
         &["prompt", "list"],
         &["conversation", "list"],
         &["conversation", "release"],
+        &["api-key", "create"],
+        &["api-key", "list"],
+        &["api-key", "revoke"],
     ];
     for c in commands {
         let mut args = c.to_vec();

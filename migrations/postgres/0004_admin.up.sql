@@ -43,3 +43,15 @@ CREATE TABLE audit_log (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX audit_log_time ON audit_log (tenant_id, at);
+
+-- Every change to a tenant (each write bumps its revision) is announced, so every
+-- running instance drops its cached context at once (LISTEN parley_tenant_changed).
+CREATE FUNCTION parley_notify_tenant_change() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('parley_tenant_changed', COALESCE(NEW.id, OLD.id)::text);
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER tenants_notify_change AFTER INSERT OR UPDATE OR DELETE ON tenants
+    FOR EACH ROW EXECUTE FUNCTION parley_notify_tenant_change();

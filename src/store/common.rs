@@ -26,6 +26,10 @@ macro_rules! impl_store {
                 $backend
             }
 
+            async fn tenant_changes(&self) -> StoreResult<Option<Box<dyn $crate::store::ChangeFeed>>> {
+                self.change_feed().await
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

@@ -95,6 +95,13 @@ pub use admin::AdminStore;
 pub use conversations::ConversationStore;
 pub use messages::MessageStore;
 
+/// Announcements of tenant changes made by any process.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// The next changed tenant; an error means the feed broke (open a new one).
+    async fn next(&mut self) -> StoreResult<TenantId>;
+}
+
 /// Everything parley stores: tenants and their configuration here, the conversation
 /// loop in [`MessageStore`].
 #[async_trait]
@@ -104,6 +111,10 @@ pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + '
     async fn ping(&self) -> StoreResult<()>;
     /// Closes every connection; later calls fail as `Unavailable`.
     async fn close(&self);
+
+    /// A feed of tenant changes made by any process (PostgreSQL: LISTEN/NOTIFY);
+    /// `None` where the backend has none (SQLite: the revision poll finds them).
+    async fn tenant_changes(&self) -> StoreResult<Option<Box<dyn ChangeFeed>>>;
 
     // --- migrations ---
     async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>>;

@@ -81,6 +81,29 @@ impl PgStore {
     }
 }
 
+/// LISTEN parley_tenant_changed (a trigger on `tenants` announces every change).
+struct PgChangeFeed(sqlx::postgres::PgListener);
+
+#[async_trait::async_trait]
+impl super::ChangeFeed for PgChangeFeed {
+    async fn next(&mut self) -> StoreResult<TenantId> {
+        loop {
+            let n = self.0.recv().await?;
+            if let Ok(id) = n.payload().parse::<Uuid>() {
+                return Ok(TenantId(id));
+            }
+        }
+    }
+}
+
+impl PgStore {
+    async fn change_feed(&self) -> StoreResult<Option<Box<dyn super::ChangeFeed>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen("parley_tenant_changed").await?;
+        Ok(Some(Box::new(PgChangeFeed(listener))))
+    }
+}
+
 impl_store!(PgStore, sqlx::PgConnection, super::Backend::Postgres);
 impl_message_store!(
     PgStore,

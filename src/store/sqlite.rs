@@ -82,6 +82,11 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
+    /// SQLite cannot announce changes to other processes; the revision poll finds them.
+    async fn change_feed(&self) -> StoreResult<Option<Box<dyn super::ChangeFeed>>> {
+        Ok(None)
+    }
+
     /// Nothing to do: SQLite reuses freed pages by itself.
     async fn maintain(_pool: &SqlitePool) -> StoreResult<()> {
         Ok(())

@@ -13,12 +13,12 @@ pub mod pipeline;
 pub mod sender;
 pub mod shaper;
 
-/// How often the tenant cache compares its revisions with the database.
-pub const CACHE_SYNC_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Starts every worker; each stops when `stop` turns true.
 pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![tokio::spawn(cache_sync(state.clone(), stop.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(cache_sync(state.clone(), stop.clone())),
+        tokio::spawn(cache_listen(state.clone(), stop.clone())),
+    ];
     if state.config.run_workers && state.store.backend() == crate::store::Backend::Postgres {
         tasks.push(tokio::spawn(queue_upkeep(state.clone(), stop.clone())));
     }
@@ -106,9 +106,40 @@ async fn queue_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Drops a tenant's cached context as soon as any process announces a change to it
+/// (PostgreSQL LISTEN/NOTIFY). The revision poll (`cache_sync`) stays as the safety net
+/// for announcements missed while the listening connection was down.
+async fn cache_listen(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        let mut feed = match state.store.tenant_changes().await {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for tenant changes; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                changed = feed.next() => match changed {
+                    Ok(id) => state.cache.invalidate(id).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tenant change feed broke; reopening");
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
 /// Picks up tenant changes made by other processes (the CLI, other instances).
 async fn cache_sync(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(CACHE_SYNC_INTERVAL);
+    let mut tick = tokio::time::interval(state.config.cache_sync_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -321,6 +321,7 @@ pub fn test_config(db_url: &str) -> parley::config::Config {
         log_filter: None,
         auto_migrate: true,
         cache_ttl: std::time::Duration::from_secs(30),
+        cache_sync_interval: std::time::Duration::from_secs(1),
         poll_interval: std::time::Duration::from_millis(50),
         work_lease: std::time::Duration::from_secs(30),
         llm_connect_timeout: std::time::Duration::from_secs(2),
