@@ -1250,7 +1250,112 @@ async fn the_llm_sees_as_much_of_the_conversation_as_the_template_allows(kind: D
     );
 }
 
+async fn staff_take_over_reply_through_the_tenants_number_and_release_through_the_api(kind: Db) {
+    let Some(w) = World::new(kind, |_| {}).await else {
+        return;
+    };
+    let t = w.tenant("acme").await;
+    let (staff, _) = parley::admin::keys::issue(
+        w.app().state.store.as_ref(),
+        t.id,
+        parley::domain::access::Role::Staff,
+        "desk",
+        "test",
+        None,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let staff = secrecy::ExposeSecret::expose_secret(&staff).to_string();
+    let api = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = reqwest::Client::new()
+            .request(method, w.app().url(path))
+            .bearer_auth(&staff);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    w.say("acme", "15550001111", "wamid.t1", "when are you open?")
+        .await;
+    wait_for_texts(&w.meta, 1).await;
+    let r = api(
+        reqwest::Method::POST,
+        "/api/v1/conversations/15550001111/takeover",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    w.say("acme", "15550001111", "wamid.t2", "Do you deliver?")
+        .await;
+    assert_eq!(w.reasons("acme", 2).await[1], "human_handling");
+    let r = api(
+        reqwest::Method::POST,
+        "/api/v1/conversations/15550001111/reply",
+        Some(json!({"text": "Hi, Ana from the shop here: yes, tomorrow."})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let sent = wait_for_texts(&w.meta, 2).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].to, "+15550001111");
+    assert_eq!(sent[1].text, "Hi, Ana from the shop here: yes, tomorrow.");
+    assert_eq!(sent[1].authorization, "Bearer EAAG-acme-token-0001");
+    let log: Value = api(
+        reqwest::Method::GET,
+        "/api/v1/conversations/15550001111/messages",
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["text", "reply", "text", "human"]);
+    let decisions: Value = api(
+        reqwest::Method::GET,
+        "/api/v1/conversations/15550001111/decisions",
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(decisions["items"][1]["reason"], "human_handling");
+    // Another tenant's conversation is not found.
+    let r = api(
+        reqwest::Method::POST,
+        "/api/v1/conversations/15550002222/takeover",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = api(
+        reqwest::Method::POST,
+        "/api/v1/conversations/15550001111/release",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    w.say("acme", "15550001111", "wamid.t3", "Do you deliver?")
+        .await;
+    let sent = wait_for_texts(&w.meta, 3).await;
+    assert_eq!(sent[2].text, "We deliver citywide (acme)");
+}
+
 on_both_backends!(
+    staff_take_over_reply_through_the_tenants_number_and_release_through_the_api,
     the_llm_sees_as_much_of_the_conversation_as_the_template_allows,
     no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalations,
     escalation_emails_go_through_the_smtp_relay_or_are_recorded_failed_without_one,

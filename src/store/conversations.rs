@@ -165,6 +165,51 @@ pub trait ConversationStore: Send + Sync {
         until: DateTime<Utc>,
     ) -> StoreResult<()>;
 
+    /// A person takes a conversation over: the bot pauses and its replies still waiting
+    /// for that customer are cancelled. False if there is no such conversation.
+    async fn take_over_conversation(
+        &self,
+        tenant: TenantId,
+        channel: Channel,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Queues a person's reply to the customer (sent by the outbox worker, 24-hour
+    /// window rules included); the conversation stays with the person.
+    async fn queue_human_reply(
+        &self,
+        tenant: TenantId,
+        reply: &crate::store::messages::OutboundRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The customer's contact: (phone, user id, last time they wrote).
+    async fn find_contact(
+        &self,
+        tenant: TenantId,
+        channel: Channel,
+        customer_id: &str,
+    ) -> StoreResult<Option<(Option<String>, Option<String>, DateTime<Utc>)>>;
+
+    /// One conversation's messages (both directions), oldest first.
+    async fn list_conversation_messages(
+        &self,
+        tenant: TenantId,
+        channel: Channel,
+        customer_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::store::messages::LoggedMessage>>;
+
+    /// One conversation's decisions, oldest first.
+    async fn list_conversation_decisions(
+        &self,
+        tenant: TenantId,
+        channel: Channel,
+        customer_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::store::messages::StoredDecision>>;
+
     /// When the customer last wrote (for the 24-hour window); `None` if never.
     async fn contact_last_inbound(
         &self,
@@ -398,20 +443,8 @@ macro_rules! impl_conversation_store {
                 .bind(r.at)
                 .execute(&mut *tx)
                 .await?;
-                // Replies in flight (claimed, lease running) cannot be called back.
-                let cancelled = sqlx::query(
-                    "UPDATE outbound_messages SET state = 'cancelled', error_message = 'a person answered', \
-                     updated_at = $4 WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 \
-                     AND state = 'pending' AND purpose IN ('reply', 'ack', 'notice') \
-                     AND (claimed_until IS NULL OR claimed_until < $4)",
-                )
-                .bind(r.tenant_id.0)
-                .bind(r.channel.as_str())
-                .bind(&r.customer_id)
-                .bind(r.at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let cancelled =
+                    Self::cancel_bot_replies(&mut tx, r.tenant_id, r.channel, &r.customer_id, r.at).await?;
                 tx.commit().await?;
                 Ok(cancelled)
             }
@@ -448,6 +481,138 @@ macro_rules! impl_conversation_store {
                 .execute(&self.writer)
                 .await?;
                 Ok(())
+            }
+
+            async fn take_over_conversation(
+                &self,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE conversations SET status = 'human', human_since = COALESCE(human_since, $4), \
+                     human_activity_at = $4, handoff_reason = COALESCE(handoff_reason, 'taken_over') \
+                     WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 1 {
+                    Self::cancel_bot_replies(&mut tx, tenant, channel, customer_id, now).await?;
+                }
+                tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn queue_human_reply(
+                &self,
+                tenant: TenantId,
+                o: &OutboundRecord,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, channel, provider_account_id, \
+                     recipient, recipient_is_user_id, body, next_attempt_at, created_at, updated_at, purpose, \
+                     customer_id, window_closes_at) \
+                     VALUES ($1, $2, $3, 'whatsapp', $4, $5, $6, $7, $8, $8, $8, 'human', $9, $10)",
+                )
+                .bind(tenant.0)
+                .bind(o.id)
+                .bind(&o.idempotency_key)
+                .bind(&o.provider_account_id)
+                .bind(&o.recipient)
+                .bind(o.recipient_is_user_id)
+                .bind(&o.body)
+                .bind(now)
+                .bind(&o.customer_id)
+                .bind(o.window_closes_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE conversations SET status = 'human', human_since = COALESCE(human_since, $4), \
+                     human_activity_at = $4, handoff_reason = COALESCE(handoff_reason, 'taken_over'), \
+                     last_message_at = $4 WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                )
+                .bind(tenant.0)
+                .bind(Channel::Whatsapp.as_str())
+                .bind(&o.customer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Self::cancel_bot_replies(&mut tx, tenant, Channel::Whatsapp, &o.customer_id, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_contact(
+                &self,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+            ) -> StoreResult<Option<(Option<String>, Option<String>, DateTime<Utc>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT phone, user_id, last_inbound_at FROM contacts \
+                     WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn list_conversation_messages(
+                &self,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<LoggedMessage>> {
+                let rows: Vec<LogRow> = sqlx::query_as(
+                    "SELECT * FROM (SELECT id, 'in' AS direction, customer_id, kind, body, provider_message_id, \
+                     state, NULL AS delivery_status, NULL AS faq_id, NULL AS error_code, attempts, received_at AS at \
+                     FROM inbound_messages WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 \
+                     UNION ALL SELECT id, 'out' AS direction, customer_id, purpose AS kind, body, \
+                     provider_message_id, state, delivery_status, faq_id, error_code, attempts, created_at AS at \
+                     FROM outbound_messages WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3) AS log \
+                     ORDER BY at, id LIMIT $4",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(LoggedMessage::from).collect())
+            }
+
+            async fn list_conversation_decisions(
+                &self,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<StoredDecision>> {
+                let rows: Vec<DecisionRow> = sqlx::query_as(
+                    "SELECT d.inbound_message_id, d.reason, d.faq_id, d.score, d.detail FROM decisions d \
+                     JOIN inbound_messages m ON m.tenant_id = d.tenant_id AND m.id = d.inbound_message_id \
+                     WHERE d.tenant_id = $1 AND m.channel = $2 AND m.customer_id = $3 \
+                     ORDER BY d.created_at, d.id LIMIT $4",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(StoredDecision::from).collect())
             }
 
             async fn contact_last_inbound(
@@ -757,3 +922,35 @@ macro_rules! impl_conversation_store {
 }
 
 pub(super) use impl_conversation_store;
+
+/// Cancels the bot's replies still waiting for a customer (a person answers now);
+/// replies in flight (claimed, lease running) cannot be called back.
+macro_rules! impl_cancel_bot_replies {
+    ($store:ty, $conn:ty) => {
+        impl $store {
+            async fn cancel_bot_replies(
+                conn: &mut $conn,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<u64> {
+                Ok(sqlx::query(
+                    "UPDATE outbound_messages SET state = 'cancelled', error_message = 'a person answered', \
+                     updated_at = $4 WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 \
+                     AND state = 'pending' AND purpose IN ('reply', 'ack', 'notice') \
+                     AND (claimed_until IS NULL OR claimed_until < $4)",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
+            }
+        }
+    };
+}
+
+pub(super) use impl_cancel_bot_replies;

@@ -112,4 +112,5 @@ impl_message_store!(
     " FOR UPDATE SKIP LOCKED"
 );
 impl_conversation_store!(PgStore, Postgres, " FOR UPDATE SKIP LOCKED");
+impl_cancel_bot_replies!(PgStore, sqlx::PgConnection);
 impl_admin_store!(PgStore, sqlx::PgConnection);

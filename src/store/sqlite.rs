@@ -105,4 +105,5 @@ impl SqliteStore {
 impl_store!(SqliteStore, sqlx::SqliteConnection, super::Backend::Sqlite);
 impl_message_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "");
 impl_conversation_store!(SqliteStore, sqlx::Sqlite, "");
+impl_cancel_bot_replies!(SqliteStore, sqlx::SqliteConnection);
 impl_admin_store!(SqliteStore, sqlx::SqliteConnection);

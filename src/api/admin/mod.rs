@@ -47,6 +47,22 @@ pub fn router() -> Router<AppState> {
             post(release_conversation),
         )
         .route(
+            "/api/v1/conversations/{customer}/takeover",
+            post(take_over_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{customer}/reply",
+            post(reply_as_human),
+        )
+        .route(
+            "/api/v1/conversations/{customer}/messages",
+            get(conversation_messages),
+        )
+        .route(
+            "/api/v1/conversations/{customer}/decisions",
+            get(conversation_decisions),
+        )
+        .route(
             "/api/v1/prompts/{kind}",
             get(list_prompts).post(create_prompt),
         )
@@ -385,6 +401,165 @@ async fn release_conversation(
         )
         .await?;
     Ok(Json(json!({"customer_id": customer, "status": "bot"})))
+}
+
+async fn take_over_conversation(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Path(customer): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Permission::HandleConversations)?;
+    let now = state.clock.now();
+    if !state
+        .store
+        .take_over_conversation(actor.tenant, Channel::Whatsapp, &customer, now)
+        .await?
+    {
+        return Err(AdminError::NotFound("conversation").into());
+    }
+    state
+        .store
+        .insert_audit(
+            actor.tenant,
+            &AuditEntry::new(
+                &actor.label(),
+                "conversation.takeover",
+                format!("conversation:{customer}"),
+                None,
+                Some(json!({"status": "human"})),
+                now,
+            ),
+        )
+        .await?;
+    Ok(Json(json!({"customer_id": customer, "status": "human"})))
+}
+
+/// A person's reply through the tenant's own channel: queued like the bot's replies
+/// (same window rules), and the conversation stays with the person.
+async fn reply_as_human(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Path(customer): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    actor.require(Permission::HandleConversations)?;
+    let text = body
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    let only_text = body
+        .as_object()
+        .is_some_and(|o| o.keys().all(|k| k == "text"));
+    if text.is_empty() || text.chars().count() > crate::runtime::MAX_TEXT_CHARS || !only_text {
+        return Err(AdminError::Invalid(vec![crate::domain::bundle::FieldError {
+            path: "text".into(),
+            message: "must be 1 to 4096 characters (and the only field)".into(),
+        }])
+        .into());
+    }
+    let ctx = state
+        .cache
+        .get(actor.tenant)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "admin API: cannot load tenant");
+            ApiError::unavailable("unavailable", "try again later")
+        })?
+        .ok_or(AdminError::NotFound("tenant"))?;
+    let Some(wa) = &ctx.whatsapp else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "channel_not_configured",
+            "the tenant has no WhatsApp account to send from",
+        ));
+    };
+    let (phone, _user, last_inbound) = state
+        .store
+        .find_contact(actor.tenant, Channel::Whatsapp, &customer)
+        .await?
+        .ok_or(AdminError::NotFound("conversation"))?;
+    let now = state.clock.now();
+    let id = Uuid::now_v7();
+    let reply = crate::store::messages::OutboundRecord {
+        id,
+        idempotency_key: format!("human:{id}"),
+        provider_account_id: wa.account.provider_account_id.clone(),
+        recipient_is_user_id: phone.is_none(),
+        recipient: phone.unwrap_or_else(|| customer.clone()),
+        body: text.to_string(),
+        faq_id: None,
+        mark_read_message_id: None,
+        next_attempt_at: now,
+        purpose: "human",
+        customer_id: customer.clone(),
+        window_closes_at: Some(last_inbound + crate::domain::quiet::SERVICE_WINDOW),
+    };
+    state
+        .store
+        .queue_human_reply(actor.tenant, &reply, now)
+        .await?;
+    state.wake_sender.notify_one();
+    state
+        .store
+        .insert_audit(
+            actor.tenant,
+            &AuditEntry::new(
+                &actor.label(),
+                "conversation.reply",
+                format!("conversation:{customer}"),
+                None,
+                Some(json!({"message_id": id, "text": text})),
+                now,
+            ),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message_id": id, "customer_id": customer, "state": "pending"})),
+    )
+        .into_response())
+}
+
+async fn conversation_messages(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Path(customer): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Permission::Read)?;
+    let limit = limit_param(&q, 100, 1000)?;
+    let rows = state
+        .store
+        .list_conversation_messages(actor.tenant, Channel::Whatsapp, &customer, limit)
+        .await?;
+    if rows.is_empty() {
+        return Err(AdminError::NotFound("conversation").into());
+    }
+    Ok(Json(json!({"items": rows.iter().map(|m| json!({
+        "id": m.id, "direction": m.direction, "kind": m.kind, "text": m.body,
+        "provider_message_id": m.provider_message_id, "state": m.state,
+        "delivery_status": m.delivery_status, "faq_id": m.faq_id, "error_code": m.error_code,
+        "at": m.at,
+    })).collect::<Vec<_>>()})))
+}
+
+async fn conversation_decisions(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Path(customer): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Permission::Read)?;
+    let limit = limit_param(&q, 100, 1000)?;
+    let rows = state
+        .store
+        .list_conversation_decisions(actor.tenant, Channel::Whatsapp, &customer, limit)
+        .await?;
+    Ok(Json(json!({"items": rows.iter().map(|d| json!({
+        "message_id": d.inbound_message_id, "reason": d.reason, "faq_id": d.faq_id,
+        "score": d.score, "detail": d.detail,
+    })).collect::<Vec<_>>()})))
 }
 
 fn prompt_kind(kind: &str) -> Result<&'static str, ApiError> {
