@@ -829,7 +829,121 @@ async fn a_write_through_one_instance_reaches_the_other_instances_cache(kind: Db
     second.stop().await;
 }
 
+async fn owners_rotate_credentials_that_are_never_read_back(kind: Db) {
+    let Some(w) = World::new(kind).await else {
+        return;
+    };
+    let owner = w.key("acme", Role::Owner).to_string();
+    let soon = (Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let (s, r) = w
+        .call(
+            "put",
+            "/api/v1/credentials/whatsapp",
+            Some(&owner),
+            Some(json!({"access_token": "EAAG-acme-rotated-token-9876", "token_expires_at": soon})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["whatsapp"]["access_token"], "****9876");
+    assert_eq!(r["whatsapp"]["token_expires_soon"], true);
+    assert!(!r.to_string().contains("EAAG-acme-rotated"), "{r}");
+    let t = w
+        .app
+        .state
+        .store
+        .find_tenant_by_slug("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let ctx = w.app.state.cache.get(t.id).await.unwrap().unwrap();
+    assert_eq!(
+        ctx.whatsapp.as_ref().unwrap().access_token.expose_secret(),
+        "EAAG-acme-rotated-token-9876"
+    );
+    let (_, expiring) = w
+        .call("get", "/api/v1/tokens/expiring", Some(&w.operator), None)
+        .await;
+    assert_eq!(expiring["items"].as_array().unwrap().len(), 1, "{expiring}");
+    assert_eq!(expiring["items"][0]["slug"], "acme");
+    let metrics = w
+        .http
+        .get(w.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("parley_whatsapp_tokens_expiring_soon"),
+        "{metrics}"
+    );
+
+    // The verify token: a new one works for Meta's handshake, the old one no longer does.
+    let (s, r) = w
+        .call(
+            "post",
+            "/api/v1/credentials/whatsapp/verify-token",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let fresh = r["verify_token"].as_str().unwrap().to_string();
+    let handshake = |token: String| {
+        let url = w.app.url(&format!(
+            "/webhooks/whatsapp/acme?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=4242"
+        ));
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let ok = handshake(fresh.clone()).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "4242");
+    assert_eq!(
+        handshake("verify-acme-0123456789".into()).await.status(),
+        403
+    );
+
+    // Bad input changes nothing; the audit names fields, never values.
+    let (s, r) = w
+        .call(
+            "put",
+            "/api/v1/credentials/whatsapp",
+            Some(&owner),
+            Some(json!({"app_secret": "short"})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_error_shape(s, &r, "validation_failed");
+    let (s, r) = w
+        .call(
+            "put",
+            "/api/v1/credentials/ai",
+            Some(&owner),
+            Some(json!({"api_key": "sk-acme-new-key-5555", "model": "gpt-4o-mini"})),
+        )
+        .await;
+    assert_eq!(
+        (s, r["ai"]["api_key"].as_str()),
+        (200, Some("****5555")),
+        "{r}"
+    );
+    let (_, audit) = w.call("get", "/api/v1/audit", Some(&owner), None).await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("credentials.update") && text.contains("credentials.rotate_verify_token")
+    );
+    for secret in [
+        "EAAG-acme-rotated-token-9876",
+        fresh.as_str(),
+        "sk-acme-new-key-5555",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+    }
+}
+
 on_both_backends!(
+    owners_rotate_credentials_that_are_never_read_back,
     a_write_through_one_instance_reaches_the_other_instances_cache,
     the_contract_routes_work_and_every_write_is_audited,
     another_tenants_key_finds_nothing_and_changes_nothing_on_any_route,

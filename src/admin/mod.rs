@@ -4,6 +4,7 @@
 //! cached context. The API layer (`api/admin`) only maps requests and errors.
 
 pub mod content;
+pub mod credentials;
 pub mod keys;
 pub mod settings;
 

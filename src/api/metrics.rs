@@ -30,12 +30,21 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    // Installed before the gauges are set, so the first scrape has them too.
+    let handle = install();
     if let Ok((inbound, outbound)) = state.store.queue_depths().await {
         metrics::gauge!("parley_inbox_pending").set(inbound as f64);
         metrics::gauge!("parley_outbox_pending").set(outbound as f64);
     }
+    let soon = state.clock.now() + crate::admin::credentials::EXPIRY_WARNING;
+    if let Ok(tokens) = state.store.token_health(None, soon).await {
+        let expired = tokens.iter().filter(|t| t.status == "expired").count();
+        metrics::gauge!("parley_whatsapp_tokens_expired").set(expired as f64);
+        metrics::gauge!("parley_whatsapp_tokens_expiring_soon")
+            .set((tokens.len() - expired) as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        install().render(),
+        handle.render(),
     )
 }

@@ -28,6 +28,16 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// A WhatsApp token needing attention.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenHealth {
+    pub tenant_id: TenantId,
+    pub slug: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `expired` (Meta refused it) or `ok` (but expiring soon).
+    pub status: String,
+}
+
 #[async_trait]
 pub trait AdminStore: Send + Sync {
     /// Stores a tenant key (with `tenant_id`) or an operator key (without), and audits
@@ -57,6 +67,14 @@ pub trait AdminStore: Send + Sync {
     ) -> StoreResult<bool>;
     async fn list_tenant_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
     async fn count_operator_keys(&self) -> StoreResult<i64>;
+
+    /// WhatsApp tokens that expired (Meta said so) or expire before `soon`, with their
+    /// tenant; only `tenant`'s when given.
+    async fn token_health(
+        &self,
+        tenant: Option<TenantId>,
+        soon: DateTime<Utc>,
+    ) -> StoreResult<Vec<TokenHealth>>;
 
     /// Appends to a tenant's audit log on its own (writes through a plan carry theirs).
     async fn insert_audit(&self, tenant: TenantId, entry: &AuditEntry) -> StoreResult<()>;
@@ -199,6 +217,27 @@ macro_rules! impl_admin_store {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM operator_keys")
                     .fetch_one(&self.pool)
                     .await?)
+            }
+
+            async fn token_health(
+                &self,
+                tenant: Option<TenantId>,
+                soon: DateTime<Utc>,
+            ) -> StoreResult<Vec<TokenHealth>> {
+                let rows: Vec<(Uuid, String, Option<DateTime<Utc>>, String)> = sqlx::query_as(
+                    "SELECT c.tenant_id, t.slug, c.token_expires_at, c.token_status FROM channel_accounts c \
+                     JOIN tenants t ON t.id = c.tenant_id WHERE c.channel = 'whatsapp' \
+                     AND ($1 IS NULL OR c.tenant_id = $1) \
+                     AND (c.token_status = 'expired' OR c.token_expires_at < $2) ORDER BY t.slug",
+                )
+                .bind(tenant.map(|t| t.0))
+                .bind(soon)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(t, slug, expires_at, status)| TokenHealth { tenant_id: TenantId(t), slug, expires_at, status })
+                    .collect())
             }
 
             async fn insert_audit(&self, tenant: TenantId, entry: &AuditEntry) -> StoreResult<()> {

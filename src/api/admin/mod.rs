@@ -70,6 +70,20 @@ pub fn router() -> Router<AppState> {
             "/api/v1/prompts/{kind}/{version}/publish",
             post(publish_prompt),
         )
+        .route("/api/v1/credentials", get(get_credentials))
+        .route(
+            "/api/v1/credentials/whatsapp",
+            axum::routing::put(put_whatsapp_credentials),
+        )
+        .route(
+            "/api/v1/credentials/whatsapp/verify-token",
+            post(rotate_verify_token),
+        )
+        .route(
+            "/api/v1/credentials/ai",
+            axum::routing::put(put_ai_credentials),
+        )
+        .route("/api/v1/tokens/expiring", get(op_expiring_tokens))
         .route("/api/v1/usage", get(usage))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/api-keys", get(list_keys).post(create_key))
@@ -750,6 +764,60 @@ async fn audit(
         .then(|| entries.last().map(|e| e.at))
         .flatten();
     Ok(Json(json!({"items": entries, "next_before": next})))
+}
+
+// ---------------------------------------------------------------------------------
+// Credentials (owner writes; reads are masked).
+
+async fn get_credentials(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(admin::credentials::get(&ctx(&state), &actor).await?))
+}
+
+async fn put_whatsapp_credentials(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Permission::ManageAccess)?;
+    let body = crate::domain::bundle::from_json_value(body).map_err(AdminError::from)?;
+    Ok(Json(
+        admin::credentials::put_whatsapp(&ctx(&state), &actor, body).await?,
+    ))
+}
+
+async fn rotate_verify_token(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    let token = admin::credentials::rotate_verify_token(&ctx(&state), &actor).await?;
+    // Shown this once: paste it into Meta's webhook settings.
+    Ok(Json(json!({"verify_token": token.expose_secret()})))
+}
+
+async fn put_ai_credentials(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Permission::ManageAccess)?;
+    let body = crate::domain::bundle::from_json_value(body).map_err(AdminError::from)?;
+    Ok(Json(
+        admin::credentials::put_ai(&ctx(&state), &actor, body).await?,
+    ))
+}
+
+async fn op_expiring_tokens(
+    State(state): State<AppState>,
+    OperatorCaller(_): OperatorCaller,
+) -> Result<Json<Value>, ApiError> {
+    let soon = state.clock.now() + admin::credentials::EXPIRY_WARNING;
+    let tokens = state.store.token_health(None, soon).await?;
+    Ok(Json(json!({"items": tokens.iter().map(|t| json!({
+        "slug": t.slug, "token_expires_at": t.expires_at, "token_status": t.status,
+    })).collect::<Vec<_>>()})))
 }
 
 // ---------------------------------------------------------------------------------
