@@ -942,7 +942,178 @@ async fn owners_rotate_credentials_that_are_never_read_back(kind: Db) {
     }
 }
 
+async fn faqs_round_trip_through_csv_and_json_and_templates_keep_one_default(kind: Db) {
+    let Some(w) = World::new(kind).await else {
+        return;
+    };
+    let admin = w.key("acme", Role::Admin).to_string();
+    let csv = "question,answer,examples,category,priority\n\
+        \"Do you repair e-bikes?\",\"Yes, all brands.\",\"ebike repair | electric bike fix\",repairs,5\n\
+        \"What are your opening hours?\",\"9-19 now\",,hours,\n";
+    let resp = w
+        .http
+        .post(w.app.url("/api/v1/faqs/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["updated"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    let resp = w
+        .http
+        .get(w.app.url("/api/v1/faqs/export?format=csv"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let exported = resp.text().await.unwrap();
+    assert!(
+        exported.starts_with("question,answer,examples,category,priority,kind,active"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("ebike repair | electric bike fix"),
+        "{exported}"
+    );
+    // Re-importing the export changes nothing.
+    let resp = w
+        .http
+        .post(w.app.url("/api/v1/faqs/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body(exported)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+    let (_, json_export) = w
+        .call("get", "/api/v1/faqs/export", Some(&admin), None)
+        .await;
+    let (s, report) = w
+        .call(
+            "post",
+            "/api/v1/faqs/import",
+            Some(&admin),
+            Some(json_export.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, report["unchanged"].as_u64()),
+        (
+            200,
+            Some(json_export["items"].as_array().unwrap().len() as u64)
+        )
+    );
+    // A bad row stops the whole import.
+    let before = w.faq_ids("acme").await;
+    let resp = w
+        .http
+        .post(w.app.url("/api/v1/faqs/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("question,answer,priority\nNew one?,Sure,1\nBroken?,,x\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(w.faq_ids("acme").await, before);
+    let resp = w
+        .http
+        .post(w.app.url("/api/v1/faqs/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("question,colour\nx,y\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+
+    // Templates: a new default takes over from the old one.
+    let (s, t) = w.call("post", "/api/v1/templates", Some(&admin),
+        Some(json!({"name": "night", "system_prompt": "Short answers.", "is_default": true, "context_messages": 4}))).await;
+    assert_eq!(s, 201, "{t}");
+    let (_, all) = w.call("get", "/api/v1/templates", Some(&admin), None).await;
+    let defaults: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["is_default"] == true)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(defaults, ["night"]);
+    let id = t["id"].as_str().unwrap();
+    let (s, r) = w
+        .call(
+            "patch",
+            &format!("/api/v1/templates/{id}"),
+            Some(&admin),
+            Some(json!({"max_response_length": 99999})),
+        )
+        .await;
+    assert_eq!(s, 422, "{r}");
+    let (s, r) = w
+        .call(
+            "post",
+            "/api/v1/templates",
+            Some(&admin),
+            Some(json!({"name": "night", "system_prompt": "dup"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{r}");
+    assert_eq!(
+        w.call(
+            "delete",
+            &format!("/api/v1/templates/{id}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    // Another tenant's template is not found.
+    let (_, bolt) = w
+        .call(
+            "get",
+            "/api/v1/templates",
+            Some(w.key("bolt", Role::Viewer)),
+            None,
+        )
+        .await;
+    let bolt_id = bolt["items"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        w.call(
+            "delete",
+            &format!("/api/v1/templates/{bolt_id}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
+
 on_both_backends!(
+    faqs_round_trip_through_csv_and_json_and_templates_keep_one_default,
     owners_rotate_credentials_that_are_never_read_back,
     a_write_through_one_instance_reaches_the_other_instances_cache,
     the_contract_routes_work_and_every_write_is_audited,

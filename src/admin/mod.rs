@@ -7,6 +7,7 @@ pub mod content;
 pub mod credentials;
 pub mod keys;
 pub mod settings;
+pub mod templates;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

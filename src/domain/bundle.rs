@@ -343,6 +343,17 @@ pub fn validate_faq(f: FaqBundle) -> Result<TrainingSpec, BundleErrors> {
     }
 }
 
+/// Validates one template on its own (the admin API's template resource).
+pub fn validate_template(t: TemplateBundle) -> Result<TemplateSpec, BundleErrors> {
+    let mut e = Errors::default();
+    let mut specs = validate_templates(&mut e, vec![t]);
+    if e.0.is_empty() {
+        Ok(specs.remove(0))
+    } else {
+        Err(BundleErrors(strip_prefix(e.0, "templates[0].")))
+    }
+}
+
 fn strip_prefix(errors: Vec<FieldError>, prefix: &str) -> Vec<FieldError> {
     errors
         .into_iter()

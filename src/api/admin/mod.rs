@@ -37,6 +37,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/settings", get(get_settings).patch(patch_settings))
         .route("/api/v1/faqs", get(list_faqs).post(create_faqs))
+        .route("/api/v1/faqs/import", post(import_faqs))
+        .route("/api/v1/faqs/export", get(export_faqs))
+        .route(
+            "/api/v1/templates",
+            get(list_templates).post(create_template),
+        )
+        .route(
+            "/api/v1/templates/{id}",
+            axum::routing::patch(patch_template).delete(delete_template),
+        )
         .route(
             "/api/v1/faqs/{id}",
             get(get_faq).patch(patch_faq).delete(delete_faq),
@@ -347,6 +357,116 @@ async fn delete_faq(
 ) -> Result<StatusCode, ApiError> {
     let id = TrainingItemId(path_id(&id, "faq")?);
     admin::content::delete(&ctx(&state), &actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Bulk import: `{"items": [...]}` as JSON, or CSV (`Content-Type: text/csv`) with a
+/// header row. Matched by question: new ones added, known ones updated; all or none.
+async fn import_faqs(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Permission::EditBot)?;
+    let kind = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let rows = if kind.starts_with("text/csv") {
+        let text = std::str::from_utf8(&body).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_csv",
+                "the CSV is not UTF-8",
+            )
+        })?;
+        admin::content::from_csv(text)?
+    } else if kind.starts_with("application/json") {
+        let v: Value = serde_json::from_slice(&body).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the body is not valid JSON",
+            )
+        })?;
+        match v.get("items") {
+            Some(Value::Array(items)) if !items.is_empty() && items.len() <= 5000 => items.clone(),
+            _ => {
+                return Err(AdminError::Invalid(vec![crate::domain::bundle::FieldError {
+                    path: "items".into(),
+                    message: "must be a list of 1 to 5000 FAQs".into(),
+                }])
+                .into());
+            }
+        }
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json ({\"items\": [...]}) or text/csv",
+        ));
+    };
+    let report = admin::content::import(&ctx(&state), &actor, rows).await?;
+    Ok(Json(json!(report)))
+}
+
+/// Every FAQ, re-importable: `?format=json` (default) or `?format=csv`.
+async fn export_faqs(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let faqs = admin::content::export(&ctx(&state), &actor).await?;
+    match q.get("format").map(String::as_str) {
+        None | Some("json") => Ok(Json(json!({"items": faqs})).into_response()),
+        Some("csv") => Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            admin::content::to_csv(&faqs),
+        )
+            .into_response()),
+        Some(_) => Err(bad_query("format", "must be json or csv")),
+    }
+}
+
+async fn list_templates(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"items": admin::templates::list(&ctx(&state), &actor).await?}),
+    ))
+}
+
+async fn create_template(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let t = admin::templates::create(&ctx(&state), &actor, body).await?;
+    Ok((StatusCode::CREATED, Json(json!(t))).into_response())
+}
+
+async fn patch_template(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Path(id): Path<String>,
+    Body(patch): Body,
+) -> Result<Json<Value>, ApiError> {
+    let id = crate::domain::TemplateId(path_id(&id, "template")?);
+    Ok(Json(json!(
+        admin::templates::patch(&ctx(&state), &actor, id, patch).await?
+    )))
+}
+
+async fn delete_template(
+    State(state): State<AppState>,
+    TenantCaller(actor): TenantCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = crate::domain::TemplateId(path_id(&id, "template")?);
+    admin::templates::delete(&ctx(&state), &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
