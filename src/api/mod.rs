@@ -18,6 +18,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(webhooks::router())
-        .merge(admin::router())
+        .merge(admin::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::auth::scope_tenant_requests,
+        )))
         .with_state(state)
 }

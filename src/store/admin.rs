@@ -138,8 +138,7 @@ macro_rules! impl_admin_store {
             }
 
             async fn find_tenant_key(&self, prefix: &str) -> StoreResult<Option<ApiKeyRecord>> {
-                let sql = format!("SELECT tenant_id, role, {KEY_COLS} FROM api_keys WHERE prefix = $1");
-                let row: Option<KeyRow> = sqlx::query_as(AssertSqlSafe(sql))
+                let row: Option<KeyRow> = sqlx::query_as(Self::TENANT_KEY_BY_PREFIX)
                     .bind(prefix)
                     .fetch_optional(&self.pool)
                     .await?;

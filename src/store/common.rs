@@ -149,8 +149,7 @@ macro_rules! impl_store {
             }
 
             async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
-                let sql = format!("SELECT {TENANT_COLS} FROM tenants WHERE slug = $1");
-                let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(sql))
+                let row: Option<TenantRow> = sqlx::query_as(Self::TENANT_BY_SLUG)
                     .bind(slug)
                     .fetch_optional(&self.pool)
                     .await?;
@@ -201,14 +200,12 @@ macro_rules! impl_store {
                 channel: Channel,
                 provider_account_id: &str,
             ) -> StoreResult<Option<TenantId>> {
-                let id: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT tenant_id FROM channel_accounts WHERE channel = $1 AND provider_account_id = $2",
-                )
-                .bind(channel.as_str())
-                .bind(provider_account_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(id.map(TenantId))
+                let id: Option<Option<Uuid>> = sqlx::query_scalar(Self::TENANT_BY_ACCOUNT)
+                    .bind(channel.as_str())
+                    .bind(provider_account_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(id.flatten().map(TenantId))
             }
 
             async fn load_tenant_state(&self, id: TenantId) -> StoreResult<Option<TenantState>> {

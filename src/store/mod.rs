@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod messages;
 pub mod postgres;
 mod rows;
+pub mod scope;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -39,6 +39,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            // Row-level security: each connection sees what the taking task may see,
+            // whether it is reused (before_acquire) or new (after_connect).
+            .before_acquire(|conn, _meta| {
+                Box::pin(async move {
+                    set_scope(conn).await?;
+                    Ok(true)
+                })
+            })
+            .after_connect(|conn, _meta| Box::pin(async move { set_scope(conn).await }))
             .connect(url)
             .await
             .context(
@@ -81,6 +90,15 @@ impl PgStore {
     }
 }
 
+/// Sets `parley.tenant_id` for the task taking `conn` (see `store::scope`).
+async fn set_scope(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('parley.tenant_id', $1, false)")
+        .bind(super::scope::current())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// LISTEN parley_tenant_changed (a trigger on `tenants` announces every change).
 struct PgChangeFeed(sqlx::postgres::PgListener);
 
@@ -97,6 +115,14 @@ impl super::ChangeFeed for PgChangeFeed {
 }
 
 impl PgStore {
+    /// Lookups before the tenant is known go through the narrow functions of migration
+    /// 0005 (row-level security).
+    const TENANT_BY_SLUG: &'static str = "SELECT id, slug, name, timezone, active, revision, created_at, updated_at \
+        FROM tenants WHERE id = parley_route_webhook('whatsapp', $1, NULL)";
+    const TENANT_BY_ACCOUNT: &'static str = "SELECT parley_route_webhook($1, NULL, $2)";
+    const TENANT_KEY_BY_PREFIX: &'static str = "SELECT tenant_id, role, id, prefix, hash, name, created_by, \
+        created_at, expires_at, revoked_at, last_used_at FROM parley_find_tenant_key($1)";
+
     async fn change_feed(&self) -> StoreResult<Option<Box<dyn super::ChangeFeed>>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen("parley_tenant_changed").await?;

@@ -82,6 +82,13 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
+    const TENANT_BY_SLUG: &'static str = "SELECT id, slug, name, timezone, active, revision, created_at, updated_at \
+        FROM tenants WHERE slug = $1";
+    const TENANT_BY_ACCOUNT: &'static str =
+        "SELECT tenant_id FROM channel_accounts WHERE channel = $1 AND provider_account_id = $2";
+    const TENANT_KEY_BY_PREFIX: &'static str = "SELECT tenant_id, role, id, prefix, hash, name, created_by, \
+        created_at, expires_at, revoked_at, last_used_at FROM api_keys WHERE prefix = $1";
+
     /// SQLite cannot announce changes to other processes; the revision poll finds them.
     async fn change_feed(&self) -> StoreResult<Option<Box<dyn super::ChangeFeed>>> {
         Ok(None)

@@ -70,12 +70,12 @@ fn unauthorized(code: &'static str, message: &str) -> ApiError {
 
 /// Reads and checks the key of `kind`; returns its stored record.
 async fn authenticate(
-    parts: &Parts,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
     state: &AppState,
     kind: KeyKind,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let address = parts
-        .extensions
+    let address = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
@@ -84,8 +84,7 @@ async fn authenticate(
     if limiter.count(&addr_key).await >= MAX_FAILURES_PER_ADDRESS {
         return Err(too_many());
     }
-    let header = parts
-        .headers
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
@@ -166,19 +165,61 @@ fn too_many() -> ApiError {
     )
 }
 
+async fn authenticate_tenant(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    state: &AppState,
+) -> Result<Actor, ApiError> {
+    let r = authenticate(headers, extensions, state, KeyKind::Tenant).await?;
+    match (r.tenant_id, r.role) {
+        (Some(tenant), Some(role)) => Ok(Actor {
+            tenant,
+            key_id: r.id,
+            role,
+        }),
+        _ => Err(unauthorized("invalid_api_key", "the API key is not valid")),
+    }
+}
+
+/// The outcome of authenticating a tenant key, kept for the handler.
+#[derive(Clone)]
+struct TenantAuth(Result<Actor, ApiError>);
+
+/// Middleware for the admin routes: a request with a tenant key is authenticated here,
+/// and the rest of it runs with the database scoped to that tenant (PostgreSQL
+/// row-level security), so a query that forgot its tenant finds nothing of others.
+pub async fn scope_tenant_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let tenant_key = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer pk_"));
+    if !tenant_key {
+        return next.run(req).await;
+    }
+    let auth = authenticate_tenant(req.headers(), req.extensions(), &state).await;
+    let tenant = auth.as_ref().ok().map(|a| a.tenant);
+    req.extensions_mut().insert(TenantAuth(auth));
+    match tenant {
+        Some(t) => crate::store::scope::with_tenant(t, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}
+
 impl FromRequestParts<AppState> for TenantCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let r = authenticate(parts, state, KeyKind::Tenant).await?;
-        match (r.tenant_id, r.role) {
-            (Some(tenant), Some(role)) => Ok(TenantCaller(Actor {
-                tenant,
-                key_id: r.id,
-                role,
-            })),
-            _ => Err(unauthorized("invalid_api_key", "the API key is not valid")),
+        if let Some(TenantAuth(done)) = parts.extensions.get::<TenantAuth>() {
+            return done.clone().map(TenantCaller);
         }
+        authenticate_tenant(&parts.headers, &parts.extensions, state)
+            .await
+            .map(TenantCaller)
     }
 }
 
@@ -186,7 +227,7 @@ impl FromRequestParts<AppState> for OperatorCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let r = authenticate(parts, state, KeyKind::Operator).await?;
+        let r = authenticate(&parts.headers, &parts.extensions, state, KeyKind::Operator).await?;
         Ok(OperatorCaller(r.id))
     }
 }
