@@ -614,7 +614,8 @@ async fn hostile_and_malformed_input_gets_the_error_shape_and_changes_nothing(ki
     assert_eq!(w.db.count("SELECT COUNT(*) FROM tenants").await, 2);
 }
 
-async fn no_secret_appears_in_any_response_or_audit_entry(kind: Db) {
+async fn no_secret_appears_in_any_response_audit_entry_or_log_line(kind: Db) {
+    common::logs::captured();
     let Some(w) = World::new(kind).await else {
         return;
     };
@@ -663,6 +664,29 @@ async fn no_secret_appears_in_any_response_or_audit_entry(kind: Db) {
         owner.as_str(),
     ] {
         assert!(!seen.contains(secret), "{secret} leaked");
+    }
+    // Failed and successful authentications, credential writes: none logs a secret.
+    w.call("get", "/api/v1/settings", Some(&format!("{owner}x")), None)
+        .await;
+    w.call(
+        "put",
+        "/api/v1/credentials/whatsapp",
+        Some(&owner),
+        Some(json!({"access_token": "EAAG-acme-logged-token-4321"})),
+    )
+    .await;
+    let logs = common::logs::text();
+    assert!(
+        logs.contains("admin API: key refused"),
+        "debug logs were captured"
+    );
+    for secret in [
+        new_key.as_str(),
+        owner.as_str(),
+        "EAAG-acme-logged-token-4321",
+        "EAAG-acme-token-secret-0001",
+    ] {
+        assert!(!logs.contains(secret), "{secret} appears in the logs");
     }
     // Keys are stored hashed.
     let plain =
@@ -775,6 +799,28 @@ async fn operators_create_disable_and_delete_tenants(kind: Db) {
         404
     );
     assert_eq!(w.db.count("SELECT COUNT(*) FROM tenants").await, 2);
+    // Re-sealing under the active key: everything is current already, nothing fails.
+    let (s, r) = w
+        .call("post", "/api/v1/master-keys/rotate", Some(&op), None)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert!(r["total"].as_u64().unwrap() >= 8, "{r}");
+    assert_eq!(
+        (
+            r["rotated"].as_u64(),
+            r["failures"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    let (s, _) = w
+        .call(
+            "post",
+            "/api/v1/master-keys/rotate",
+            Some(w.key("acme", Role::Owner)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
 }
 
 async fn a_write_through_one_instance_reaches_the_other_instances_cache(kind: Db) {
@@ -1121,7 +1167,7 @@ on_both_backends!(
     each_role_is_refused_what_it_may_not_do_on_every_route,
     missing_bad_revoked_expired_and_wrong_kind_keys_are_refused,
     hostile_and_malformed_input_gets_the_error_shape_and_changes_nothing,
-    no_secret_appears_in_any_response_or_audit_entry,
+    no_secret_appears_in_any_response_audit_entry_or_log_line,
     repeated_failed_authentication_is_throttled,
     the_openapi_document_lists_every_route_and_every_route_is_served,
     operators_create_disable_and_delete_tenants,

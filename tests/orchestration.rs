@@ -1046,37 +1046,8 @@ on_both_backends!(
     a_burst_of_messages_is_answered_once,
 );
 
-/// Every log line of this test binary, at debug level, for the secrets check.
-fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_ansi(false)
-            .with_writer(move || LogSink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-    .clone()
-}
-
-struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalations(kind: Db) {
-    let logs = captured_logs();
+    common::logs::captured();
     let Some(w) = World::new(kind, |_| {}).await else {
         return;
     };
@@ -1100,7 +1071,7 @@ async fn no_llm_key_or_token_reaches_the_logs_through_answers_errors_and_escalat
         .await;
     wait_for_texts(&w.meta, 3).await;
     assert_eq!(w.decisions("acme", 3).await.len(), 3);
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let text = common::logs::text();
     assert!(text.contains("llm call"), "debug logs were captured");
     for secret in [
         "sk-acme-secret-key-000111",

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+pub mod logs;
 pub mod meta;
 pub mod smtp;
 

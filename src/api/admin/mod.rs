@@ -94,6 +94,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(put_ai_credentials),
         )
         .route("/api/v1/tokens/expiring", get(op_expiring_tokens))
+        .route("/api/v1/master-keys/rotate", post(op_rotate_master_keys))
         .route("/api/v1/usage", get(usage))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/api-keys", get(list_keys).post(create_key))
@@ -927,6 +928,34 @@ async fn put_ai_credentials(
     Ok(Json(
         admin::credentials::put_ai(&ctx(&state), &actor, body).await?,
     ))
+}
+
+/// Re-seals every tenant secret under this server's active master key (start it with
+/// the new PARLEY_MASTER_KEY and the old one in PARLEY_PREVIOUS_MASTER_KEYS first).
+async fn op_rotate_master_keys(
+    State(state): State<AppState>,
+    OperatorCaller(op): OperatorCaller,
+) -> Result<Json<Value>, ApiError> {
+    let report = crate::provisioning::rotate_keys(
+        state.store.as_ref(),
+        &state.keys,
+        state.clock.now(),
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "operator API: key rotation failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "key rotation failed; see the server log",
+        )
+    })?;
+    tracing::info!(operator = %op, rotated = report.rotated, failures = report.failures.len(), "master key rotation");
+    Ok(Json(json!({
+        "total": report.total, "rotated": report.rotated,
+        "already_current": report.already_current, "failures": report.failures,
+    })))
 }
 
 async fn op_expiring_tokens(

@@ -234,6 +234,13 @@ pub const ROUTES: &[RouteDoc] = &[
         "Write or rotate the AI provider {api_key, model}.",
     ),
     r(
+        "post",
+        "/api/v1/master-keys/rotate",
+        Operator,
+        false,
+        "Re-seal every tenant secret under the server's active master key (operator key).",
+    ),
+    r(
         "get",
         "/api/v1/tokens/expiring",
         Operator,
