@@ -98,6 +98,19 @@ impl World {
         )
     }
 
+    /// Calls and checks the refusal: its status and the error shape with `code`.
+    async fn expect_error(
+        &self,
+        (method, path, key, body): (&str, &str, Option<&str>, Option<Value>),
+        status: u16,
+        code: &str,
+    ) -> Value {
+        let (s, r) = self.call(method, path, key, body).await;
+        assert_eq!(s, status, "{method} {path}: {r}");
+        assert_error_shape(s, &r, code);
+        r
+    }
+
     async fn faq_ids(&self, slug: &str) -> Vec<String> {
         let (s, body) = self
             .call(
@@ -373,9 +386,12 @@ async fn missing_bad_revoked_expired_and_wrong_kind_keys_are_refused(kind: Db) {
     let Some(w) = World::new(kind).await else {
         return;
     };
-    let (s, r) = w.call("get", "/api/v1/settings", None, None).await;
-    assert_eq!(s, 401);
-    assert_error_shape(s, &r, "missing_api_key");
+    w.expect_error(
+        ("get", "/api/v1/settings", None, None),
+        401,
+        "missing_api_key",
+    )
+    .await;
     for junk in [
         "nope",
         "pk_' OR 1=1 --_aaaaaaaaaaaaaaaaaaaaaaaa",
@@ -386,21 +402,23 @@ async fn missing_bad_revoked_expired_and_wrong_kind_keys_are_refused(kind: Db) {
         assert_error_shape(s, &r, "invalid_api_key");
     }
     // Operator routes refuse tenant keys, tenant routes refuse operator keys.
-    let (s, r) = w
-        .call(
+    w.expect_error(
+        (
             "get",
             "/api/v1/tenants",
             Some(w.key("acme", Role::Owner)),
             None,
-        )
-        .await;
-    assert_eq!(s, 401);
-    assert_error_shape(s, &r, "operator_key_required");
-    let (s, r) = w
-        .call("get", "/api/v1/settings", Some(&w.operator), None)
-        .await;
-    assert_eq!(s, 401);
-    assert_error_shape(s, &r, "tenant_key_required");
+        ),
+        401,
+        "operator_key_required",
+    )
+    .await;
+    w.expect_error(
+        ("get", "/api/v1/settings", Some(&w.operator), None),
+        401,
+        "tenant_key_required",
+    )
+    .await;
     let (s, r) = w
         .call("get", "/api/v1/tenants", Some(&w.operator), None)
         .await;
@@ -440,9 +458,12 @@ async fn missing_bad_revoked_expired_and_wrong_kind_keys_are_refused(kind: Db) {
         .0,
         204
     );
-    let (s, r) = w.call("get", "/api/v1/settings", Some(&temp), None).await;
-    assert_eq!(s, 401);
-    assert_error_shape(s, &r, "revoked_api_key");
+    w.expect_error(
+        ("get", "/api/v1/settings", Some(&temp), None),
+        401,
+        "revoked_api_key",
+    )
+    .await;
 
     // An expired key.
     let t = w
@@ -465,16 +486,17 @@ async fn missing_bad_revoked_expired_and_wrong_kind_keys_are_refused(kind: Db) {
     )
     .await
     .unwrap();
-    let (s, r) = w
-        .call(
+    w.expect_error(
+        (
             "get",
             "/api/v1/settings",
             Some(expired.expose_secret()),
             None,
-        )
-        .await;
-    assert_eq!(s, 401);
-    assert_error_shape(s, &r, "expired_api_key");
+        ),
+        401,
+        "expired_api_key",
+    )
+    .await;
 }
 
 async fn hostile_and_malformed_input_gets_the_error_shape_and_changes_nothing(kind: Db) {
@@ -712,9 +734,12 @@ async fn repeated_failed_authentication_is_throttled(kind: Db) {
             401
         );
     }
-    let (s, r) = w.call("get", "/api/v1/settings", Some(&guess), None).await;
-    assert_eq!(s, 429);
-    assert_error_shape(s, &r, "too_many_failed_attempts");
+    w.expect_error(
+        ("get", "/api/v1/settings", Some(&guess), None),
+        429,
+        "too_many_failed_attempts",
+    )
+    .await;
     // Another tenant's key from the same address still works (below the address limit).
     assert_eq!(
         w.call(
@@ -772,16 +797,17 @@ async fn operators_create_disable_and_delete_tenants(kind: Db) {
         (200, Some(0)),
         "re-applying changes nothing"
     );
-    let (s, r) = w
-        .call(
+    w.expect_error(
+        (
             "post",
             "/api/v1/tenants",
             Some(&op),
             Some(json!({"slug": "Bad Slug!"})),
-        )
-        .await;
-    assert_eq!(s, 422);
-    assert_error_shape(s, &r, "validation_failed");
+        ),
+        422,
+        "validation_failed",
+    )
+    .await;
     let (s, r) = w
         .call("post", "/api/v1/tenants/cargo/disable", Some(&op), None)
         .await;
@@ -951,16 +977,17 @@ async fn owners_rotate_credentials_that_are_never_read_back(kind: Db) {
     );
 
     // Bad input changes nothing; the audit names fields, never values.
-    let (s, r) = w
-        .call(
+    w.expect_error(
+        (
             "put",
             "/api/v1/credentials/whatsapp",
             Some(&owner),
             Some(json!({"app_secret": "short"})),
-        )
-        .await;
-    assert_eq!(s, 422);
-    assert_error_shape(s, &r, "validation_failed");
+        ),
+        422,
+        "validation_failed",
+    )
+    .await;
     let (s, r) = w
         .call(
             "put",

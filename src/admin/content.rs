@@ -65,6 +65,21 @@ fn item(id: TrainingItemId, spec: TrainingSpec, position: i64) -> TrainingItem {
     }
 }
 
+/// A row's field errors, their paths prefixed with the row (`[3].answer`).
+fn at_row(
+    i: usize,
+    e: crate::domain::bundle::BundleErrors,
+) -> impl Iterator<Item = crate::domain::bundle::FieldError> {
+    e.0.into_iter().map(move |mut f| {
+        f.path = if f.path.is_empty() {
+            format!("[{i}]")
+        } else {
+            format!("[{i}].{}", f.path)
+        };
+        f
+    })
+}
+
 fn json_of(t: &TrainingItem) -> Value {
     serde_json::to_value(FaqView::from(t)).unwrap_or(Value::Null)
 }
@@ -123,13 +138,6 @@ pub async fn create(
     let mut plan = Plan::default();
     let mut errors = Vec::new();
     for (i, body) in bodies.into_iter().enumerate() {
-        let prefix = |p: &str| {
-            if p.is_empty() {
-                format!("[{i}]")
-            } else {
-                format!("[{i}].{p}")
-            }
-        };
         let parsed = from_json_value::<FaqBundle>(body).and_then(validate_faq);
         match parsed {
             Ok(spec) => {
@@ -145,10 +153,7 @@ pub async fn create(
                 ));
                 plan.training.insert.push(t);
             }
-            Err(e) => errors.extend(e.0.into_iter().map(|mut f| {
-                f.path = prefix(&f.path);
-                f
-            })),
+            Err(e) => errors.extend(at_row(i, e)),
         }
     }
     if !errors.is_empty() {
@@ -262,14 +267,7 @@ pub async fn import(
         let spec = match from_json_value::<FaqBundle>(row).and_then(validate_faq) {
             Ok(s) => s,
             Err(e) => {
-                errors.extend(e.0.into_iter().map(|mut f| {
-                    f.path = if f.path.is_empty() {
-                        format!("[{i}]")
-                    } else {
-                        format!("[{i}].{}", f.path)
-                    };
-                    f
-                }));
+                errors.extend(at_row(i, e));
                 continue;
             }
         };

@@ -376,20 +376,7 @@ macro_rules! impl_store {
             /// Writes every part of `plan` except the profile, inside the caller's transaction.
             async fn apply_plan(conn: &mut $conn, t: TenantId, plan: &Plan<Sealed>, now: DateTime<Utc>) -> StoreResult<()> {
                 for a in &plan.audit {
-                    sqlx::query(
-                        "INSERT INTO audit_log (tenant_id, id, actor, action, resource, before, after, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(t.0)
-                    .bind(a.id)
-                    .bind(&a.actor)
-                    .bind(&a.action)
-                    .bind(&a.resource)
-                    .bind(a.before.as_ref().map(Json))
-                    .bind(a.after.as_ref().map(Json))
-                    .bind(a.at)
-                    .execute(&mut *conn)
-                    .await?;
+                    Self::audit_on(conn, t, a).await?;
                 }
                 if let Some(s) = &plan.settings {
                     Self::put_settings(conn, t, s, now).await?;
