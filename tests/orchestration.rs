@@ -249,7 +249,7 @@ impl World {
             .app()
             .state
             .store
-            .list_conversations(t.id, None, 100)
+            .list_conversations(t.id, None, None, 100)
             .await
             .unwrap();
         list.into_iter()
@@ -1291,6 +1291,31 @@ async fn staff_take_over_reply_through_the_tenants_number_and_release_through_th
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["text", "reply", "text", "human"]);
+    let listed: Value = api(
+        reqwest::Method::GET,
+        "/api/v1/conversations?status=human",
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let later = (noon() + chrono::Duration::hours(1))
+        .to_rfc3339()
+        .replace('+', "%2B");
+    let none: Value = api(
+        reqwest::Method::GET,
+        &format!("/api/v1/conversations?since={later}"),
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(none["items"].as_array().unwrap().len(), 0, "{none}");
     let decisions: Value = api(
         reqwest::Method::GET,
         "/api/v1/conversations/15550001111/decisions",

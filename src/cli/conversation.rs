@@ -52,7 +52,7 @@ pub async fn run(cmd: ConversationCommand, config: Config) -> anyhow::Result<Exi
             }
             let t = tenant_by_slug(store.as_ref(), &tenant).await?;
             let rows = store
-                .list_conversations(t.id, status.as_deref(), limit.clamp(1, 1000))
+                .list_conversations(t.id, status.as_deref(), None, limit.clamp(1, 1000))
                 .await?;
             for c in rows {
                 println!(

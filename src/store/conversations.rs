@@ -126,10 +126,13 @@ pub trait ConversationStore: Send + Sync {
         keys: &[(TenantId, Channel, String)],
     ) -> StoreResult<Vec<((TenantId, Channel, String), ConversationState)>>;
 
+    /// A tenant's conversations, newest first, optionally only with `status` and with a
+    /// message since `since`.
     async fn list_conversations(
         &self,
         tenant: TenantId,
         status: Option<&str>,
+        since: Option<DateTime<Utc>>,
         limit: i64,
     ) -> StoreResult<Vec<ConversationSummary>>;
 
@@ -348,16 +351,18 @@ macro_rules! impl_conversation_store {
                 &self,
                 tenant: TenantId,
                 status: Option<&str>,
+                since: Option<DateTime<Utc>>,
                 limit: i64,
             ) -> StoreResult<Vec<ConversationSummary>> {
                 let rows: Vec<(String, String, String, Option<String>, Option<DateTime<Utc>>, DateTime<Utc>)> =
                     sqlx::query_as(
                         "SELECT customer_id, channel, status, handoff_reason, human_since, last_message_at \
                          FROM conversations WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
-                         ORDER BY last_message_at DESC LIMIT $3",
+                         AND ($3 IS NULL OR last_message_at >= $3) ORDER BY last_message_at DESC LIMIT $4",
                     )
                     .bind(tenant.0)
                     .bind(status)
+                    .bind(since)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;

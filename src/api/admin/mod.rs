@@ -490,12 +490,10 @@ async fn list_conversations(
     let since = time_param(&q, "since")?;
     let rows = state
         .store
-        .list_conversations(actor.tenant, status, 10_000.min(limit * 20))
+        .list_conversations(actor.tenant, status, since, limit)
         .await?;
     let items: Vec<Value> = rows
         .into_iter()
-        .filter(|c| since.is_none_or(|s| c.last_message_at >= s))
-        .take(limit as usize)
         .map(|c| {
             json!({
                 "customer_id": c.customer_id, "channel": c.channel, "status": c.status,
