@@ -140,7 +140,7 @@ macro_rules! impl_admin_store {
             async fn find_tenant_key(&self, prefix: &str) -> StoreResult<Option<ApiKeyRecord>> {
                 let row: Option<KeyRow> = sqlx::query_as(Self::TENANT_KEY_BY_PREFIX)
                     .bind(prefix)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.read_pool())
                     .await?;
                 row.map(ApiKeyRecord::try_from).transpose()
             }
@@ -151,7 +151,7 @@ macro_rules! impl_admin_store {
                 );
                 let row: Option<KeyRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(prefix)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.read_pool())
                     .await?;
                 row.map(ApiKeyRecord::try_from).transpose()
             }
@@ -163,14 +163,14 @@ macro_rules! impl_admin_store {
                             .bind(t.0)
                             .bind(id)
                             .bind(now)
-                            .execute(&self.writer)
+                            .execute(self.write_pool())
                             .await?;
                     }
                     None => {
                         sqlx::query("UPDATE operator_keys SET last_used_at = $2 WHERE id = $1")
                             .bind(id)
                             .bind(now)
-                            .execute(&self.writer)
+                            .execute(self.write_pool())
                             .await?;
                     }
                 }
@@ -207,14 +207,14 @@ macro_rules! impl_admin_store {
                 );
                 let rows: Vec<KeyRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(tenant.0)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await?;
                 rows.into_iter().map(ApiKeyRecord::try_from).collect()
             }
 
             async fn count_operator_keys(&self) -> StoreResult<i64> {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM operator_keys")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.read_pool())
                     .await?)
             }
 
@@ -231,7 +231,7 @@ macro_rules! impl_admin_store {
                 )
                 .bind(tenant.map(|t| t.0))
                 .bind(soon)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows
                     .into_iter()
@@ -240,7 +240,7 @@ macro_rules! impl_admin_store {
             }
 
             async fn insert_audit(&self, tenant: TenantId, entry: &AuditEntry) -> StoreResult<()> {
-                let mut conn = self.writer.acquire().await?;
+                let mut conn = self.write_pool().acquire().await?;
                 Self::audit_on(&mut conn, tenant, entry).await
             }
 
@@ -257,7 +257,7 @@ macro_rules! impl_admin_store {
                 .bind(tenant.0)
                 .bind(before)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(AuditEntry::from).collect())
             }

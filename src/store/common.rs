@@ -31,17 +31,18 @@ macro_rules! impl_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                sqlx::query("SELECT 1").execute(self.read_pool()).await?;
                 Ok(())
             }
 
             async fn close(&self) {
                 self.writer.close().await;
                 self.pool.close().await;
+                self.close_scoped().await;
             }
 
             async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>> {
-                Self::migrator().run(&self.writer).await?;
+                Self::migrator().run(self.write_pool()).await?;
                 self.migration_status().await
             }
 
@@ -62,7 +63,7 @@ macro_rules! impl_store {
 
             async fn migration_status(&self) -> StoreResult<Vec<MigrationStatus>> {
                 use sqlx::migrate::Migrate;
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.read_pool().acquire().await?;
                 conn.ensure_migrations_table("_sqlx_migrations").await?;
                 let applied: Vec<i64> = conn
                     .list_applied_migrations("_sqlx_migrations")
@@ -144,27 +145,27 @@ macro_rules! impl_store {
             }
 
             async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant> {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.read_pool().acquire().await?;
                 Self::tenant_on(&mut conn, id).await
             }
 
             async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
                 let row: Option<TenantRow> = sqlx::query_as(Self::TENANT_BY_SLUG)
                     .bind(slug)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.read_pool())
                     .await?;
                 Ok(row.map(Tenant::from))
             }
 
             async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
                 let sql = format!("SELECT {TENANT_COLS} FROM tenants ORDER BY slug");
-                let rows: Vec<TenantRow> = sqlx::query_as(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+                let rows: Vec<TenantRow> = sqlx::query_as(AssertSqlSafe(sql)).fetch_all(self.read_pool()).await?;
                 Ok(rows.into_iter().map(Tenant::from).collect())
             }
 
             async fn list_tenant_revisions(&self) -> StoreResult<Vec<(TenantId, i64)>> {
                 let rows: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, revision FROM tenants")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await?;
                 Ok(rows.into_iter().map(|(id, r)| (TenantId(id), r)).collect())
             }
@@ -178,7 +179,7 @@ macro_rules! impl_store {
                     .bind(id.0)
                     .bind(active)
                     .bind(now)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(self.write_pool())
                     .await?;
                 row.map(Tenant::from).ok_or(StoreError::NotFound("tenant"))
             }
@@ -186,7 +187,7 @@ macro_rules! impl_store {
             async fn delete_tenant(&self, id: TenantId) -> StoreResult<()> {
                 let n = sqlx::query("DELETE FROM tenants WHERE id = $1")
                     .bind(id.0)
-                    .execute(&self.writer)
+                    .execute(self.write_pool())
                     .await?
                     .rows_affected();
                 if n == 0 {
@@ -203,13 +204,13 @@ macro_rules! impl_store {
                 let id: Option<Option<Uuid>> = sqlx::query_scalar(Self::TENANT_BY_ACCOUNT)
                     .bind(channel.as_str())
                     .bind(provider_account_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.read_pool())
                     .await?;
                 Ok(id.flatten().map(TenantId))
             }
 
             async fn load_tenant_state(&self, id: TenantId) -> StoreResult<Option<TenantState>> {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.read_pool().acquire().await?;
                 let tenant = match Self::tenant_on(&mut conn, id).await {
                     Ok(t) => t,
                     Err(StoreError::NotFound(_)) => return Ok(None),
@@ -242,17 +243,17 @@ macro_rules! impl_store {
             }
 
             async fn find_settings(&self, tenant: TenantId) -> StoreResult<Option<ControlSettings>> {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.read_pool().acquire().await?;
                 Self::settings_on(&mut conn, tenant).await
             }
 
             async fn list_templates(&self, tenant: TenantId) -> StoreResult<Vec<Template>> {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.read_pool().acquire().await?;
                 Self::templates_on(&mut conn, tenant).await
             }
 
             async fn list_training_items(&self, tenant: TenantId) -> StoreResult<Vec<TrainingItem>> {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.read_pool().acquire().await?;
                 Self::training_on(&mut conn, tenant).await
             }
 
@@ -265,7 +266,7 @@ macro_rules! impl_store {
                 let row: Option<TrainingRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(tenant.0)
                     .bind(id.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.read_pool())
                     .await?;
                 row.map(TrainingItem::try_from).transpose()
             }
@@ -276,7 +277,7 @@ macro_rules! impl_store {
                      WHERE tenant_id = $1 ORDER BY name",
                 )
                 .bind(tenant.0)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(SecretRecord::from).collect())
             }
@@ -292,7 +293,7 @@ macro_rules! impl_store {
                          ORDER BY tenant_id, name LIMIT $1",
                     )
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await?,
                     Some((t, name)) => sqlx::query_as(
                         "SELECT tenant_id, name, key_id, nonce, ciphertext FROM tenant_secrets \
@@ -301,7 +302,7 @@ macro_rules! impl_store {
                     .bind(t.0)
                     .bind(name)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await?,
                 };
                 Ok(rows.into_iter().map(SecretRecord::from).collect())
@@ -321,7 +322,7 @@ macro_rules! impl_store {
                 .bind(&record.sealed.key_id)
                 .bind(&record.sealed.nonce)
                 .bind(&record.sealed.ciphertext)
-                .execute(&self.writer)
+                .execute(self.write_pool())
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -331,7 +332,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(
                     "SELECT key_id, COUNT(*) FROM tenant_secrets GROUP BY key_id ORDER BY key_id",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?)
             }
         }

@@ -336,7 +336,7 @@ macro_rules! impl_conversation_store {
                         sep.push_unseparated(")");
                     }
                     qb.push(")");
-                    let rows: Vec<ConversationRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    let rows: Vec<ConversationRow> = qb.build_query_as().fetch_all(self.read_pool()).await?;
                     for r in rows {
                         let channel = Channel::parse(&r.channel)
                             .ok_or_else(|| StoreError::Other(format!("unknown channel {}", r.channel)))?;
@@ -364,7 +364,7 @@ macro_rules! impl_conversation_store {
                     .bind(status)
                     .bind(since)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await?;
                 Ok(rows
                     .into_iter()
@@ -390,7 +390,7 @@ macro_rules! impl_conversation_store {
                 .bind(channel.as_str())
                 .bind(customer_id)
                 .bind(now)
-                .execute(&self.writer)
+                .execute(self.write_pool())
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -470,7 +470,7 @@ macro_rules! impl_conversation_store {
                     .bind(channel.as_str())
                     .bind(customer_id)
                     .bind(after)
-                    .fetch_all(&self.writer)
+                    .fetch_all(self.write_pool())
                     .await?;
                 rows.into_iter().map(ClaimedInbound::try_from).collect()
             }
@@ -483,7 +483,7 @@ macro_rules! impl_conversation_store {
                 .bind(tenant.0)
                 .bind(id)
                 .bind(until)
-                .execute(&self.writer)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
@@ -569,7 +569,7 @@ macro_rules! impl_conversation_store {
                 .bind(tenant.0)
                 .bind(channel.as_str())
                 .bind(customer_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.read_pool())
                 .await?)
             }
 
@@ -593,7 +593,7 @@ macro_rules! impl_conversation_store {
                 .bind(channel.as_str())
                 .bind(customer_id)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(LoggedMessage::from).collect())
             }
@@ -615,7 +615,7 @@ macro_rules! impl_conversation_store {
                 .bind(channel.as_str())
                 .bind(customer_id)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(StoredDecision::from).collect())
             }
@@ -632,7 +632,7 @@ macro_rules! impl_conversation_store {
                 .bind(tenant.0)
                 .bind(channel.as_str())
                 .bind(customer_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.read_pool())
                 .await?;
                 Ok(at.filter(|t| *t > DateTime::<Utc>::UNIX_EPOCH))
             }
@@ -657,7 +657,7 @@ macro_rules! impl_conversation_store {
                 .bind(channel.as_str())
                 .bind(customer_id)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows
                     .into_iter()
@@ -759,7 +759,7 @@ macro_rules! impl_conversation_store {
                 )
                 .bind(tenant.0)
                 .bind(kind)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(PromptVersion::from).collect())
             }
@@ -775,7 +775,7 @@ macro_rules! impl_conversation_store {
                 )
                 .bind(tenant.0)
                 .bind(kind)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows
                     .into_iter()
@@ -797,7 +797,7 @@ macro_rules! impl_conversation_store {
                      WHERE q.tenant_id = p.tenant_id AND q.kind = p.kind)",
                 )
                 .bind(tenant.0)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(PromptVersion::from).collect())
             }
@@ -813,7 +813,7 @@ macro_rules! impl_conversation_store {
                 )
                 .bind(tenant.0)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(StoredNotification::from).collect())
             }
@@ -838,7 +838,7 @@ macro_rules! impl_conversation_store {
                     sqlx::query_as(AssertSqlSafe(sql))
                         .bind(lease_until)
                         .bind(now)
-                        .fetch_all(&self.writer)
+                        .fetch_all(self.write_pool())
                         .await?;
                 Ok(rows
                     .into_iter()
@@ -873,7 +873,7 @@ macro_rules! impl_conversation_store {
                 .bind(detail)
                 .bind(retry_at)
                 .bind(now)
-                .execute(&self.writer)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
@@ -894,7 +894,7 @@ macro_rules! impl_conversation_store {
                 .bind(state)
                 .bind(detail)
                 .bind(now)
-                .execute(&self.writer)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
@@ -907,7 +907,7 @@ macro_rules! impl_conversation_store {
                 .bind(tenant.0)
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows
                     .into_iter()

@@ -347,7 +347,7 @@ macro_rules! impl_message_store {
                 if statuses.is_empty() && messages.len() <= 500 {
                     // The common case is one statement: atomic without a transaction,
                     // and one round trip to the database instead of three.
-                    let mut conn = self.writer.acquire().await?;
+                    let mut conn = self.write_pool().acquire().await?;
                     return Self::insert_inbound(&mut conn, messages).await;
                 }
                 let mut tx = self.begin_write().await?;
@@ -385,7 +385,7 @@ macro_rules! impl_message_store {
                 let rows: Vec<InboundRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(lease_until)
                     .bind(now)
-                    .fetch_all(&self.writer)
+                    .fetch_all(self.write_pool())
                     .await?;
                 let mut out: Vec<ClaimedInbound> = rows.into_iter().map(ClaimedInbound::try_from).collect::<StoreResult<_>>()?;
                 out.sort_by_key(|c| c.id);
@@ -549,7 +549,7 @@ macro_rules! impl_message_store {
                 .bind(scope)
                 .bind(window_start)
                 .bind(limit)
-                .fetch_optional(&self.writer)
+                .fetch_optional(self.write_pool())
                 .await?;
                 Ok(counted.is_some_and(|c| c <= limit))
             }
@@ -577,7 +577,7 @@ macro_rules! impl_message_store {
                 let rows: Vec<OutboundRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(lease_until)
                     .bind(now)
-                    .fetch_all(&self.writer)
+                    .fetch_all(self.write_pool())
                     .await?;
                 rows.into_iter().map(ClaimedOutbound::try_from).collect()
             }
@@ -588,7 +588,7 @@ macro_rules! impl_message_store {
                 }
                 // No transaction: each statement is atomic and every step is idempotent
                 // (statuses only move forward), so a crash between them loses nothing.
-                let mut tx = self.writer.acquire().await?;
+                let mut tx = self.write_pool().acquire().await?;
                 let sent: Vec<(&SendResult, &String)> = results
                     .iter()
                     .filter_map(|r| match &r.outcome {
@@ -679,21 +679,21 @@ macro_rules! impl_message_store {
                 sqlx::query("UPDATE channel_accounts SET token_status = 'expired' WHERE tenant_id = $1 AND channel = $2")
                     .bind(tenant.0)
                     .bind(channel.as_str())
-                    .execute(&self.writer)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }
 
             async fn maintain_queues(&self) -> StoreResult<()> {
-                Self::maintain(&self.writer).await
+                Self::maintain(self.write_pool()).await
             }
 
             async fn queue_depths(&self) -> StoreResult<(i64, i64)> {
                 let inbound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.read_pool())
                     .await?;
                 let outbound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbound_messages WHERE state = 'pending'")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.read_pool())
                     .await?;
                 Ok((inbound, outbound))
             }
@@ -709,7 +709,7 @@ macro_rules! impl_message_store {
                 )
                 .bind(tenant.0)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(LoggedMessage::from).collect())
             }
@@ -721,7 +721,7 @@ macro_rules! impl_message_store {
                 )
                 .bind(tenant.0)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.read_pool())
                 .await?;
                 Ok(rows.into_iter().map(StoredDecision::from).collect())
             }

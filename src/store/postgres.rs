@@ -30,32 +30,44 @@ pub struct PgStore {
     pool: PgPool,
     /// The same pool: PostgreSQL handles concurrent writers itself.
     writer: PgPool,
+    /// Connections for tasks scoped to one tenant (row-level security).
+    scoped: PgPool,
 }
 
 impl PgStore {
     /// Connects a pool to `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
+        // parley's own cross-tenant work: every connection scoped to all tenants, once.
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
-            // Row-level security: each connection sees what the taking task may see,
-            // whether it is reused (before_acquire) or new (after_connect).
-            .before_acquire(|conn, _meta| {
-                Box::pin(async move {
-                    set_scope(conn).await?;
-                    Ok(true)
-                })
-            })
-            .after_connect(|conn, _meta| Box::pin(async move { set_scope(conn).await }))
+            .after_connect(|conn, _meta| Box::pin(async move { set_scope(conn, "*").await }))
             .connect(url)
             .await
             .context(
                 "connecting to PostgreSQL (check DATABASE_URL and that the server is running)",
             )?;
+        // Tenant-scoped work (admin API requests): each connection is set to the scope of
+        // the task that takes it, new (after_connect) or reused (before_acquire).
+        let scoped = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .before_acquire(|conn, _meta| {
+                Box::pin(async move {
+                    set_scope(conn, &super::scope::current()).await?;
+                    Ok(true)
+                })
+            })
+            .after_connect(|conn, _meta| {
+                Box::pin(async move { set_scope(conn, &super::scope::current()).await })
+            })
+            .connect_lazy(url)
+            .context("DATABASE_URL is not a valid postgres: URL")?;
         Ok(Self {
             writer: pool.clone(),
             pool,
+            scoped,
         })
     }
 
@@ -86,14 +98,14 @@ impl PgStore {
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
-        Ok(self.writer.begin().await?)
+        Ok(self.write_pool().begin().await?)
     }
 }
 
-/// Sets `parley.tenant_id` for the task taking `conn` (see `store::scope`).
-async fn set_scope(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+/// Sets `parley.tenant_id` on `conn` (see `store::scope`).
+async fn set_scope(conn: &mut sqlx::PgConnection, scope: &str) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT set_config('parley.tenant_id', $1, false)")
-        .bind(super::scope::current())
+        .bind(scope)
         .execute(conn)
         .await?;
     Ok(())
@@ -115,6 +127,27 @@ impl super::ChangeFeed for PgChangeFeed {
 }
 
 impl PgStore {
+    /// The pool for the current task: the scoped one inside a tenant's scope.
+    fn read_pool(&self) -> &PgPool {
+        if super::scope::in_tenant_scope() {
+            &self.scoped
+        } else {
+            &self.pool
+        }
+    }
+
+    fn write_pool(&self) -> &PgPool {
+        if super::scope::in_tenant_scope() {
+            &self.scoped
+        } else {
+            &self.writer
+        }
+    }
+
+    async fn close_scoped(&self) {
+        self.scoped.close().await;
+    }
+
     /// Lookups before the tenant is known go through the narrow functions of migration
     /// 0005 (row-level security).
     const TENANT_BY_SLUG: &'static str = "SELECT id, slug, name, timezone, active, revision, created_at, updated_at \

@@ -89,6 +89,17 @@ impl SqliteStore {
     const TENANT_KEY_BY_PREFIX: &'static str = "SELECT tenant_id, role, id, prefix, hash, name, created_by, \
         created_at, expires_at, revoked_at, last_used_at FROM api_keys WHERE prefix = $1";
 
+    /// The pools: SQLite has no row-level security, so every task uses the same ones.
+    fn read_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn write_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn close_scoped(&self) {}
+
     /// SQLite cannot announce changes to other processes; the revision poll finds them.
     async fn change_feed(&self) -> StoreResult<Option<Box<dyn super::ChangeFeed>>> {
         Ok(None)
