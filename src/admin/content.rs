@@ -80,6 +80,31 @@ fn at_row(
     })
 }
 
+/// The position after the tenant's last training item.
+fn next_position(items: &[TrainingItem]) -> i64 {
+    items.iter().map(|t| t.position).max().unwrap_or(-1) + 1
+}
+
+/// Adds a new FAQ to `plan`, with its audit entry.
+fn push_new(
+    plan: &mut Plan<crate::crypto::Sealed>,
+    actor: &Actor,
+    spec: TrainingSpec,
+    position: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let t = item(TrainingItemId::new(), spec, position);
+    plan.audit.push(AuditEntry::new(
+        &actor.label(),
+        "faq.create",
+        format!("faq:{}", t.id.0),
+        None,
+        Some(json_of(&t)),
+        now,
+    ));
+    plan.training.insert.push(t);
+}
+
 fn json_of(t: &TrainingItem) -> Value {
     serde_json::to_value(FaqView::from(t)).unwrap_or(Value::Null)
 }
@@ -128,30 +153,15 @@ pub async fn create(
 ) -> Result<Vec<FaqView>, AdminError> {
     actor.require(Permission::EditBot)?;
     let state = admin.state(actor.tenant).await?;
-    let mut next = state
-        .training
-        .iter()
-        .map(|t| t.position)
-        .max()
-        .unwrap_or(-1)
-        + 1;
+    let mut next = next_position(&state.training);
     let mut plan = Plan::default();
     let mut errors = Vec::new();
     for (i, body) in bodies.into_iter().enumerate() {
         let parsed = from_json_value::<FaqBundle>(body).and_then(validate_faq);
         match parsed {
             Ok(spec) => {
-                let t = item(TrainingItemId::new(), spec, next);
+                push_new(&mut plan, actor, spec, next, admin.now);
                 next += 1;
-                plan.audit.push(AuditEntry::new(
-                    &actor.label(),
-                    "faq.create",
-                    format!("faq:{}", t.id.0),
-                    None,
-                    Some(json_of(&t)),
-                    admin.now,
-                ));
-                plan.training.insert.push(t);
             }
             Err(e) => errors.extend(at_row(i, e)),
         }
@@ -252,13 +262,7 @@ pub async fn import(
 ) -> Result<ImportReport, AdminError> {
     actor.require(Permission::EditBot)?;
     let state = admin.state(actor.tenant).await?;
-    let mut next = state
-        .training
-        .iter()
-        .map(|t| t.position)
-        .max()
-        .unwrap_or(-1)
-        + 1;
+    let mut next = next_position(&state.training);
     let mut errors = Vec::new();
     let mut plan = Plan::default();
     let mut report = ImportReport::default();
@@ -297,17 +301,8 @@ pub async fn import(
                 }
             }
             None => {
-                let new = item(TrainingItemId::new(), spec, next);
+                push_new(&mut plan, actor, spec, next, admin.now);
                 next += 1;
-                plan.audit.push(AuditEntry::new(
-                    &actor.label(),
-                    "faq.create",
-                    format!("faq:{}", new.id.0),
-                    None,
-                    Some(json_of(&new)),
-                    admin.now,
-                ));
-                plan.training.insert.push(new);
                 report.created += 1;
             }
         }

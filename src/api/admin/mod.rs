@@ -256,6 +256,16 @@ fn date_param(q: &HashMap<String, String>, name: &str) -> Result<Option<NaiveDat
         .transpose()
 }
 
+/// An owner-only request's body, checked for the role first (a weaker key learns
+/// nothing about the body's shape) and then read as `T`.
+fn owner_body<T: serde::de::DeserializeOwned>(
+    actor: &admin::Actor,
+    body: Value,
+) -> Result<T, ApiError> {
+    actor.require(Permission::ManageAccess)?;
+    Ok(crate::domain::bundle::from_json_value(body).map_err(AdminError::from)?)
+}
+
 /// An id in a path; anything that is not one is simply not found.
 fn path_id(s: &str, what: &'static str) -> Result<Uuid, ApiError> {
     s.parse::<Uuid>()
@@ -900,8 +910,7 @@ async fn put_whatsapp_credentials(
     TenantCaller(actor): TenantCaller,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    actor.require(Permission::ManageAccess)?;
-    let body = crate::domain::bundle::from_json_value(body).map_err(AdminError::from)?;
+    let body = owner_body(&actor, body)?;
     Ok(Json(
         admin::credentials::put_whatsapp(&ctx(&state), &actor, body).await?,
     ))
@@ -921,8 +930,7 @@ async fn put_ai_credentials(
     TenantCaller(actor): TenantCaller,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    actor.require(Permission::ManageAccess)?;
-    let body = crate::domain::bundle::from_json_value(body).map_err(AdminError::from)?;
+    let body = owner_body(&actor, body)?;
     Ok(Json(
         admin::credentials::put_ai(&ctx(&state), &actor, body).await?,
     ))
@@ -984,9 +992,7 @@ async fn create_key(
     TenantCaller(actor): TenantCaller,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    actor.require(Permission::ManageAccess)?;
-    let req: admin::keys::NewKeyRequest =
-        crate::domain::bundle::from_json_value(body).map_err(AdminError::from)?;
+    let req: admin::keys::NewKeyRequest = owner_body(&actor, body)?;
     let (plaintext, view) = admin::keys::create(&ctx(&state), &actor, req).await?;
     let mut body = json!(view);
     // Shown this once; only its hash is stored.
