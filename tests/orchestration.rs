@@ -883,6 +883,7 @@ async fn handoff_pauses_the_bot_until_released_or_idle(kind: Db) {
                 t.id,
                 parley::domain::Channel::Whatsapp,
                 "15550001111",
+                "test",
                 noon()
             )
             .await
@@ -912,6 +913,7 @@ async fn handoff_pauses_the_bot_until_released_or_idle(kind: Db) {
                 b.id,
                 parley::domain::Channel::Whatsapp,
                 "15550001111",
+                "test",
                 noon()
             )
             .await
@@ -1348,6 +1350,29 @@ async fn staff_take_over_reply_through_the_tenants_number_and_release_through_th
         .await;
     let sent = wait_for_texts(&w.meta, 3).await;
     assert_eq!(sent[2].text, "We deliver citywide (acme)");
+    // Each step is in the audit log, under the staff key.
+    let audit = w
+        .app()
+        .state
+        .store
+        .list_audit(t.id, None, 50)
+        .await
+        .unwrap();
+    let steps: Vec<(&str, &str)> = audit
+        .iter()
+        .rev()
+        .filter(|e| e.action.starts_with("conversation."))
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [
+            "conversation.takeover",
+            "conversation.reply",
+            "conversation.release"
+        ]
+    );
+    assert!(steps.iter().all(|s| s.1.starts_with("key:")), "{steps:?}");
 }
 
 on_both_backends!(

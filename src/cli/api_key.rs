@@ -58,13 +58,6 @@ pub enum ApiKeyCommand {
     },
 }
 
-fn actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "operator".into())
-    )
-}
-
 pub async fn run(cmd: ApiKeyCommand, config: Config) -> anyhow::Result<ExitCode> {
     let store = open_store(&config).await?;
     let now = chrono::Utc::now();
@@ -84,7 +77,7 @@ pub async fn run(cmd: ApiKeyCommand, config: Config) -> anyhow::Result<ExitCode>
                 None => None,
             };
             if operator {
-                let key = crate::auth::new_operator_key(&name, &actor(), expires, now);
+                let key = crate::auth::new_operator_key(&name, &super::cli_actor(), expires, now);
                 store.insert_api_key(&key.record, None).await?;
                 eprintln!(
                     "created operator key {} ({}); it is shown once, below:",
@@ -105,7 +98,7 @@ pub async fn run(cmd: ApiKeyCommand, config: Config) -> anyhow::Result<ExitCode>
                     t.id,
                     role,
                     &name,
-                    &actor(),
+                    &super::cli_actor(),
                     expires,
                     now,
                 )
@@ -145,7 +138,7 @@ pub async fn run(cmd: ApiKeyCommand, config: Config) -> anyhow::Result<ExitCode>
         ApiKeyCommand::Revoke { tenant, id } => {
             let t = tenant_by_slug(store.as_ref(), &tenant).await?;
             let audit = crate::domain::audit::AuditEntry::new(
-                &actor(),
+                &super::cli_actor(),
                 "api_key.revoke",
                 format!("api_key:{id}"),
                 None,

@@ -67,7 +67,13 @@ pub async fn run(cmd: ConversationCommand, config: Config) -> anyhow::Result<Exi
         ConversationCommand::Release { tenant, customer } => {
             let t = tenant_by_slug(store.as_ref(), &tenant).await?;
             let released = store
-                .release_conversation(t.id, Channel::Whatsapp, &customer, chrono::Utc::now())
+                .release_conversation(
+                    t.id,
+                    Channel::Whatsapp,
+                    &customer,
+                    &crate::cli::cli_actor(),
+                    chrono::Utc::now(),
+                )
                 .await?;
             if !released {
                 anyhow::bail!(

@@ -63,6 +63,14 @@ pub enum Command {
     ApiKey(api_key::ApiKeyCommand),
 }
 
+/// How the audit log names an operator working from the command line.
+pub(crate) fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    )
+}
+
 /// Parses the command line, runs the command, and maps errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -33,7 +33,7 @@ pub enum PromptCommand {
         #[arg(long)]
         note: Option<String>,
         /// Who made it (recorded).
-        #[arg(long, default_value_t = default_actor())]
+        #[arg(long, default_value_t = super::cli_actor())]
         by: String,
     },
     /// Make a version live (also how to roll back: publish the older one).
@@ -47,7 +47,7 @@ pub enum PromptCommand {
         #[arg(long, default_value = "system")]
         kind: String,
         version: i64,
-        #[arg(long, default_value_t = default_actor())]
+        #[arg(long, default_value_t = super::cli_actor())]
         by: String,
     },
     /// List a tenant's versions and publications (newest publication = live).
@@ -58,13 +58,6 @@ pub enum PromptCommand {
         #[arg(long, default_value = "system")]
         kind: String,
     },
-}
-
-fn default_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "operator".into())
-    )
 }
 
 fn check_kind(kind: &str) -> anyhow::Result<()> {

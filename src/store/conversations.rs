@@ -137,11 +137,13 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<Vec<ConversationSummary>>;
 
     /// Gives a conversation back to the bot; false if there is no such conversation.
+    /// Audited as `actor` in the same transaction.
     async fn release_conversation(
         &self,
         tenant: TenantId,
         channel: Channel,
         customer_id: &str,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
@@ -170,20 +172,24 @@ pub trait ConversationStore: Send + Sync {
 
     /// A person takes a conversation over: the bot pauses and its replies still waiting
     /// for that customer are cancelled. False if there is no such conversation.
+    /// Audited as `actor` in the same transaction.
     async fn take_over_conversation(
         &self,
         tenant: TenantId,
         channel: Channel,
         customer_id: &str,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
     /// Queues a person's reply to the customer (sent by the outbox worker, 24-hour
-    /// window rules included); the conversation stays with the person.
+    /// window rules included); the conversation stays with the person. Audited as
+    /// `actor` in the same transaction.
     async fn queue_human_reply(
         &self,
         tenant: TenantId,
         reply: &crate::store::messages::OutboundRecord,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
@@ -233,6 +239,7 @@ pub trait ConversationStore: Send + Sync {
 
     // --- prompts ---
     /// Stores a new version (numbered after the newest); it is not live until published.
+    /// Audited as `created_by` in the same transaction.
     async fn create_prompt_version(
         &self,
         tenant: TenantId,
@@ -243,6 +250,7 @@ pub trait ConversationStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<PromptVersion>;
     /// Makes `version` live and bumps the tenant's revision so every cache reloads.
+    /// Audited as `published_by` in the same transaction.
     async fn publish_prompt_version(
         &self,
         tenant: TenantId,
@@ -379,8 +387,11 @@ macro_rules! impl_conversation_store {
                 tenant: TenantId,
                 channel: Channel,
                 customer_id: &str,
+                actor: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let before = Self::conversation_status(&mut tx, tenant, channel, customer_id).await?;
                 let n = sqlx::query(
                     "UPDATE conversations SET status = 'bot', human_since = NULL, human_activity_at = NULL, \
                      handoff_reason = NULL, last_message_at = CASE WHEN last_message_at > $4 THEN last_message_at ELSE $4 END \
@@ -390,9 +401,21 @@ macro_rules! impl_conversation_store {
                 .bind(channel.as_str())
                 .bind(customer_id)
                 .bind(now)
-                .execute(self.write_pool())
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                if n == 1 {
+                    let entry = AuditEntry::new(
+                        actor,
+                        "conversation.release",
+                        format!("conversation:{customer_id}"),
+                        Some(serde_json::json!({"status": before})),
+                        Some(serde_json::json!({"status": "bot"})),
+                        now,
+                    );
+                    Self::audit_on(&mut tx, tenant, &entry).await?;
+                }
+                tx.commit().await?;
                 Ok(n == 1)
             }
 
@@ -493,32 +516,32 @@ macro_rules! impl_conversation_store {
                 tenant: TenantId,
                 channel: Channel,
                 customer_id: &str,
+                actor: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
-                let n = sqlx::query(
-                    "UPDATE conversations SET status = 'human', human_since = COALESCE(human_since, $4), \
-                     human_activity_at = $4, handoff_reason = COALESCE(handoff_reason, 'taken_over') \
-                     WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
-                )
-                .bind(tenant.0)
-                .bind(channel.as_str())
-                .bind(customer_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 1 {
-                    Self::cancel_bot_replies(&mut tx, tenant, channel, customer_id, now).await?;
+                let before = Self::conversation_status(&mut tx, tenant, channel, customer_id).await?;
+                let found = Self::hand_to_person(&mut tx, tenant, channel, customer_id, false, now).await?;
+                if found {
+                    let entry = AuditEntry::new(
+                        actor,
+                        "conversation.takeover",
+                        format!("conversation:{customer_id}"),
+                        Some(serde_json::json!({"status": before})),
+                        Some(serde_json::json!({"status": "human"})),
+                        now,
+                    );
+                    Self::audit_on(&mut tx, tenant, &entry).await?;
                 }
                 tx.commit().await?;
-                Ok(n == 1)
+                Ok(found)
             }
 
             async fn queue_human_reply(
                 &self,
                 tenant: TenantId,
                 o: &OutboundRecord,
+                actor: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
@@ -540,18 +563,16 @@ macro_rules! impl_conversation_store {
                 .bind(o.window_closes_at)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE conversations SET status = 'human', human_since = COALESCE(human_since, $4), \
-                     human_activity_at = $4, handoff_reason = COALESCE(handoff_reason, 'taken_over'), \
-                     last_message_at = $4 WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
-                )
-                .bind(tenant.0)
-                .bind(Channel::Whatsapp.as_str())
-                .bind(&o.customer_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                Self::cancel_bot_replies(&mut tx, tenant, Channel::Whatsapp, &o.customer_id, now).await?;
+                Self::hand_to_person(&mut tx, tenant, Channel::Whatsapp, &o.customer_id, true, now).await?;
+                let entry = AuditEntry::new(
+                    actor,
+                    "conversation.reply",
+                    format!("conversation:{}", o.customer_id),
+                    None,
+                    Some(serde_json::json!({"message_id": o.id, "text": o.body})),
+                    now,
+                );
+                Self::audit_on(&mut tx, tenant, &entry).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -695,6 +716,15 @@ macro_rules! impl_conversation_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                let entry = AuditEntry::new(
+                    created_by,
+                    "prompt.create",
+                    format!("prompt:{kind}:{next}"),
+                    None,
+                    Some(serde_json::json!({"version": next, "body": body, "note": note})),
+                    now,
+                );
+                Self::audit_on(&mut tx, tenant, &entry).await?;
                 tx.commit().await?;
                 Ok(PromptVersion {
                     kind: kind.to_string(),
@@ -726,6 +756,14 @@ macro_rules! impl_conversation_store {
                 if exists.is_none() {
                     return Err(StoreError::NotFound("prompt version"));
                 }
+                let live_before: Option<i64> = sqlx::query_scalar(
+                    "SELECT version FROM prompt_publications WHERE tenant_id = $1 AND kind = $2 \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(tenant.0)
+                .bind(kind)
+                .fetch_optional(&mut *tx)
+                .await?;
                 sqlx::query(
                     "INSERT INTO prompt_publications (tenant_id, kind, seq, version, published_by, published_at) \
                      SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM prompt_publications \
@@ -743,6 +781,15 @@ macro_rules! impl_conversation_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let entry = AuditEntry::new(
+                    published_by,
+                    "prompt.publish",
+                    format!("prompt:{kind}"),
+                    Some(serde_json::json!({"live_version": live_before})),
+                    Some(serde_json::json!({"live_version": version})),
+                    now,
+                );
+                Self::audit_on(&mut tx, tenant, &entry).await?;
                 tx.commit().await?;
                 Ok(PromptPublication {
                     kind: kind.to_string(),
@@ -933,6 +980,54 @@ pub(super) use impl_conversation_store;
 macro_rules! impl_cancel_bot_replies {
     ($store:ty, $conn:ty) => {
         impl $store {
+            /// A conversation's status (`None` if there is none), inside a write.
+            async fn conversation_status(
+                conn: &mut $conn,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+            ) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT status FROM conversations WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .fetch_optional(&mut *conn)
+                .await?)
+            }
+
+            /// Gives a conversation to a person (taken over, or a person's reply when
+            /// `replied`) and cancels the bot's replies still waiting for the customer.
+            /// False if there is no such conversation.
+            async fn hand_to_person(
+                conn: &mut $conn,
+                tenant: TenantId,
+                channel: Channel,
+                customer_id: &str,
+                replied: bool,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE conversations SET status = 'human', human_since = COALESCE(human_since, $4), \
+                     human_activity_at = $4, handoff_reason = COALESCE(handoff_reason, 'taken_over'), \
+                     last_message_at = CASE WHEN $5 THEN $4 ELSE last_message_at END \
+                     WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3",
+                )
+                .bind(tenant.0)
+                .bind(channel.as_str())
+                .bind(customer_id)
+                .bind(now)
+                .bind(replied)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if n == 1 {
+                    Self::cancel_bot_replies(conn, tenant, channel, customer_id, now).await?;
+                }
+                Ok(n == 1)
+            }
+
             async fn cancel_bot_replies(
                 conn: &mut $conn,
                 tenant: TenantId,

@@ -524,25 +524,17 @@ async fn release_conversation(
     let now = state.clock.now();
     let released = state
         .store
-        .release_conversation(actor.tenant, Channel::Whatsapp, &customer, now)
+        .release_conversation(
+            actor.tenant,
+            Channel::Whatsapp,
+            &customer,
+            &actor.label(),
+            now,
+        )
         .await?;
     if !released {
         return Err(AdminError::NotFound("conversation").into());
     }
-    state
-        .store
-        .insert_audit(
-            actor.tenant,
-            &AuditEntry::new(
-                &actor.label(),
-                "conversation.release",
-                format!("conversation:{customer}"),
-                Some(json!({"status": "human"})),
-                Some(json!({"status": "bot"})),
-                now,
-            ),
-        )
-        .await?;
     Ok(Json(json!({"customer_id": customer, "status": "bot"})))
 }
 
@@ -555,25 +547,17 @@ async fn take_over_conversation(
     let now = state.clock.now();
     if !state
         .store
-        .take_over_conversation(actor.tenant, Channel::Whatsapp, &customer, now)
+        .take_over_conversation(
+            actor.tenant,
+            Channel::Whatsapp,
+            &customer,
+            &actor.label(),
+            now,
+        )
         .await?
     {
         return Err(AdminError::NotFound("conversation").into());
     }
-    state
-        .store
-        .insert_audit(
-            actor.tenant,
-            &AuditEntry::new(
-                &actor.label(),
-                "conversation.takeover",
-                format!("conversation:{customer}"),
-                None,
-                Some(json!({"status": "human"})),
-                now,
-            ),
-        )
-        .await?;
     Ok(Json(json!({"customer_id": customer, "status": "human"})))
 }
 
@@ -640,23 +624,9 @@ async fn reply_as_human(
     };
     state
         .store
-        .queue_human_reply(actor.tenant, &reply, now)
+        .queue_human_reply(actor.tenant, &reply, &actor.label(), now)
         .await?;
     state.wake_sender.notify_one();
-    state
-        .store
-        .insert_audit(
-            actor.tenant,
-            &AuditEntry::new(
-                &actor.label(),
-                "conversation.reply",
-                format!("conversation:{customer}"),
-                None,
-                Some(json!({"message_id": id, "text": text})),
-                now,
-            ),
-        )
-        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"message_id": id, "customer_id": customer, "state": "pending"})),
@@ -780,20 +750,6 @@ async fn create_prompt(
         .store
         .create_prompt_version(actor.tenant, kind, text, note, &actor.label(), now)
         .await?;
-    state
-        .store
-        .insert_audit(
-            actor.tenant,
-            &AuditEntry::new(
-                &actor.label(),
-                "prompt.create",
-                format!("prompt:{kind}:{}", v.version),
-                None,
-                Some(json!({"version": v.version, "body": v.body, "note": v.note})),
-                now,
-            ),
-        )
-        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"kind": kind, "version": v.version, "live": false})),
@@ -812,31 +768,11 @@ async fn publish_prompt(
         .parse()
         .map_err(|_| ApiError::from(AdminError::NotFound("prompt version")))?;
     let now = state.clock.now();
-    let before = state
-        .store
-        .list_prompt_publications(actor.tenant, kind)
-        .await?
-        .first()
-        .map(|p| p.version);
     let p = state
         .store
         .publish_prompt_version(actor.tenant, kind, version, &actor.label(), now)
         .await?;
     state.cache.invalidate(actor.tenant).await;
-    state
-        .store
-        .insert_audit(
-            actor.tenant,
-            &AuditEntry::new(
-                &actor.label(),
-                "prompt.publish",
-                format!("prompt:{kind}"),
-                Some(json!({"live_version": before})),
-                Some(json!({"live_version": p.version})),
-                now,
-            ),
-        )
-        .await?;
     Ok(Json(
         json!({"kind": kind, "live_version": p.version, "published_by": p.published_by, "published_at": p.published_at}),
     ))
