@@ -8,8 +8,7 @@ mod llm_turn;
 mod schedule;
 mod turn;
 
-pub use escalation::detect as detect_escalation;
-pub use llm_turn::{ask_llm, build_llm_request};
+pub use llm_turn::ask_llm;
 pub use turn::{Outcome, Step, fallback, gate, judge_llm_answer, trim_to};
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};

@@ -66,7 +66,6 @@ pub trait AdminStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     async fn list_tenant_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
-    async fn count_operator_keys(&self) -> StoreResult<i64>;
 
     /// WhatsApp tokens that expired (Meta said so) or expire before `soon`, with their
     /// tenant; only `tenant`'s when given.
@@ -210,12 +209,6 @@ macro_rules! impl_admin_store {
                     .fetch_all(self.read_pool())
                     .await?;
                 rows.into_iter().map(ApiKeyRecord::try_from).collect()
-            }
-
-            async fn count_operator_keys(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM operator_keys")
-                    .fetch_one(self.read_pool())
-                    .await?)
             }
 
             async fn token_health(

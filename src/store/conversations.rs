@@ -297,15 +297,6 @@ pub trait ConversationStore: Send + Sync {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Sets an email notification's outcome.
-    async fn set_notification_state(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        state: &str,
-        detail: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
     /// Usage per day in `[from, to]`.
     async fn list_usage(
         &self,
@@ -919,27 +910,6 @@ macro_rules! impl_conversation_store {
                 .bind(state)
                 .bind(detail)
                 .bind(retry_at)
-                .bind(now)
-                .execute(self.write_pool())
-                .await?;
-                Ok(())
-            }
-
-            async fn set_notification_state(
-                &self,
-                tenant: TenantId,
-                id: Uuid,
-                state: &str,
-                detail: Option<&str>,
-                now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE notifications SET state = $3, detail = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.0)
-                .bind(id)
-                .bind(state)
-                .bind(detail)
                 .bind(now)
                 .execute(self.write_pool())
                 .await?;
