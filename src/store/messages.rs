@@ -278,7 +278,8 @@ pub trait MessageStore: Send + Sync {
     async fn mark_token_expired(&self, tenant: TenantId, channel: Channel) -> StoreResult<()>;
 
     /// Periodic upkeep of the queue tables (PostgreSQL: vacuum them, so claims do not
-    /// walk dead rows when autovacuum is off or behind; SQLite: nothing to do).
+    /// walk dead rows when autovacuum is off or behind; SQLite: checkpoint the
+    /// write-ahead log beside the writer).
     async fn maintain_queues(&self) -> StoreResult<()>;
 
     /// How many inbound messages wait to be processed, and outbound to be sent.
@@ -344,6 +345,9 @@ macro_rules! impl_message_store {
                 messages: &[InboundRecord],
                 statuses: &[StatusRecord],
             ) -> StoreResult<usize> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.store_webhook(messages, statuses).await;
+                }
                 if statuses.is_empty() && messages.len() <= 500 {
                     // The common case is one statement: atomic without a transaction,
                     // and one round trip to the database instead of three.
@@ -368,6 +372,9 @@ macro_rules! impl_message_store {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<Vec<ClaimedInbound>> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.claim_inbound(limit, now, lease_until).await;
+                }
                 // The limit is written into the text, not bound: SQLite re-prepares a
                 // statement on every execution when its LIMIT is a bound parameter.
                 let limit = limit.clamp(1, 10_000);
@@ -393,6 +400,9 @@ macro_rules! impl_message_store {
             }
 
             async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.complete_inbound(turns, now).await;
+                }
                 if turns.is_empty() {
                     return Ok(());
                 }
@@ -560,6 +570,9 @@ macro_rules! impl_message_store {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<Vec<ClaimedOutbound>> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.claim_outbound(limit, now, lease_until).await;
+                }
                 // The limit is written into the text, not bound: SQLite re-prepares a
                 // statement on every execution when its LIMIT is a bound parameter.
                 let limit = limit.clamp(1, 10_000);
@@ -583,6 +596,9 @@ macro_rules! impl_message_store {
             }
 
             async fn record_send_results(&self, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.record_send_results(results, now).await;
+                }
                 if results.is_empty() {
                     return Ok(());
                 }
@@ -685,7 +701,7 @@ macro_rules! impl_message_store {
             }
 
             async fn maintain_queues(&self) -> StoreResult<()> {
-                Self::maintain(self.write_pool()).await
+                Self::maintain(self.maintenance_pool()).await
             }
 
             async fn queue_depths(&self) -> StoreResult<(i64, i64)> {

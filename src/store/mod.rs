@@ -10,6 +10,7 @@ pub mod postgres;
 mod rows;
 pub mod scope;
 pub mod sqlite;
+mod sqlite_hot;
 
 use std::sync::Arc;
 

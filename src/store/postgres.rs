@@ -136,6 +136,11 @@ impl PgStore {
         }
     }
 
+    /// Where `maintain` runs: the unscoped writer (VACUUM needs the table owner).
+    fn maintenance_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     fn write_pool(&self) -> &PgPool {
         if super::scope::in_tenant_scope() {
             &self.scoped
@@ -146,6 +151,11 @@ impl PgStore {
 
     async fn close_scoped(&self) {
         self.scoped.close().await;
+    }
+
+    /// PostgreSQL takes every write through sqlx (its connections have no such hop).
+    fn hot_writer(&self) -> Option<&super::sqlite_hot::HotWriter> {
+        None
     }
 
     /// Lookups before the tenant is known go through the narrow functions of migration

@@ -3,6 +3,7 @@
 //! writers queue instead of failing half-way.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -37,6 +38,9 @@ pub struct SqliteStore {
     /// (which sleeps in millisecond steps), and its page cache stays warm because no
     /// other connection writes.
     writer: SqlitePool,
+    /// The conversation loop's writes, run in one go on `writer`'s handle.
+    /// `None` for an in-memory database (a second connection would see another one).
+    hot: Option<Arc<super::sqlite_hot::HotWriter>>,
 }
 
 impl SqliteStore {
@@ -79,7 +83,12 @@ impl SqliteStore {
         } else {
             open(4).await?
         };
-        Ok(Self { pool, writer })
+        let hot = if in_memory {
+            None
+        } else {
+            Some(Arc::new(super::sqlite_hot::HotWriter::open(&file)?))
+        };
+        Ok(Self { pool, writer, hot })
     }
 
     const TENANT_BY_SLUG: &'static str = "SELECT id, slug, name, timezone, active, revision, created_at, updated_at \
@@ -94,19 +103,38 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Where `maintain` runs: a reader, beside the writer.
+    fn maintenance_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     fn write_pool(&self) -> &SqlitePool {
         &self.writer
     }
 
-    async fn close_scoped(&self) {}
+    async fn close_scoped(&self) {
+        if let Some(hot) = &self.hot {
+            hot.close().await;
+        }
+    }
+
+    /// The conversation loop's hot writes bypass sqlx's per-statement hops.
+    fn hot_writer(&self) -> Option<&super::sqlite_hot::HotWriter> {
+        self.hot.as_deref()
+    }
 
     /// SQLite cannot announce changes to other processes; the revision poll finds them.
     async fn change_feed(&self) -> StoreResult<Option<Box<dyn super::ChangeFeed>>> {
         Ok(None)
     }
 
-    /// Nothing to do: SQLite reuses freed pages by itself.
-    async fn maintain(_pool: &SqlitePool) -> StoreResult<()> {
+    /// Copies the write-ahead log back into the database file from a reading
+    /// connection, so the single writer does not stop for it (its own automatic
+    /// checkpoint is only the safety net). SQLite reuses freed pages by itself.
+    async fn maintain(pool: &SqlitePool) -> StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(pool)
+            .await?;
         Ok(())
     }
 

@@ -19,7 +19,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
         tokio::spawn(cache_sync(state.clone(), stop.clone())),
         tokio::spawn(cache_listen(state.clone(), stop.clone())),
     ];
-    if state.config.run_workers && state.store.backend() == crate::store::Backend::Postgres {
+    if state.config.run_workers {
         tasks.push(tokio::spawn(queue_upkeep(state.clone(), stop.clone())));
     }
     if state.config.run_workers {
@@ -88,11 +88,18 @@ async fn work_loop<F, Fut>(
 
 /// How often the queue tables are vacuumed on PostgreSQL.
 pub const QUEUE_UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How often SQLite's write-ahead log is checkpointed beside the writer.
+pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Keeps claims fast on PostgreSQL: every processed message leaves dead index entries
-/// in the queue tables, and claims walk them until a vacuum removes them.
+/// in the queue tables, and claims walk them until a vacuum removes them. On SQLite,
+/// copies the write-ahead log back from another connection, so the writer never has to.
 async fn queue_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(QUEUE_UPKEEP_INTERVAL);
+    let every = match state.store.backend() {
+        crate::store::Backend::Postgres => QUEUE_UPKEEP_INTERVAL,
+        crate::store::Backend::Sqlite => WAL_CHECKPOINT_INTERVAL,
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {

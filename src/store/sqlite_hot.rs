@@ -1,0 +1,772 @@
+//! The SQLite write path of the conversation loop, run in one go on the writer
+//! connection's own handle.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, so every statement is a
+//! trip there and back: the transaction waits between statements until the calling
+//! task is scheduled again, and under load that wait, not SQLite, is what limits how
+//! many messages the single writer can take. Here the whole transaction runs as one
+//! piece of synchronous code (prepared, cached single-row statements) while the
+//! connection is locked out from sqlx's thread. Same connection, same SQL and same
+//! stored forms as the sqlx code in `messages.rs` (which PostgreSQL keeps using): ids as
+//! 16-byte blobs, times as RFC 3339 text, JSON as text, booleans as 0/1.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction, TransactionBehavior};
+use sqlx::types::Json;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::messages::{
+    ClaimedInbound, ClaimedOutbound, Handoff, INBOUND_COLS, InboundRecord, OUTBOUND_COLS, RANK_SQL,
+    SendOutcome, SendResult, StatusRecord, TurnRecord, UsageDelta, delivery_rank,
+    raw_worth_keeping,
+};
+use super::rows::{InboundRow, OutboundRow};
+use super::{StoreError, StoreResult};
+use crate::domain::TenantId;
+
+/// The hot write path: its own connection to the database file, used for nothing
+/// else. Each transaction runs synchronously on the calling task while the
+/// connection is held (a few milliseconds for a batch of hundreds of messages).
+pub struct HotWriter {
+    /// `None` once the store is closed.
+    db: Mutex<Option<Connection>>,
+}
+
+impl HotWriter {
+    /// Opens a writing connection to the database `file` (created and migrated by the
+    /// sqlx pools already), with the same settings as theirs.
+    pub fn open(file: &Path) -> anyhow::Result<Self> {
+        let db = Connection::open_with_flags(
+            file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {} for the message loop", file.display()))?;
+        db.busy_timeout(Duration::from_secs(10))?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384; \
+             PRAGMA wal_autocheckpoint = 40000;",
+        )?;
+        db.set_prepared_statement_cache_capacity(64);
+        Ok(Self {
+            db: Mutex::new(Some(db)),
+        })
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; rolled back if `f` fails.
+    async fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let asked = std::time::Instant::now();
+        let mut db = self.db.lock().await;
+        let started = std::time::Instant::now();
+        let _timing = scopeguard_timing(op, asked, started);
+        let Some(db) = db.as_mut() else {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        };
+        let tx = db
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(store_error)?;
+        let out = f(&tx).map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        Ok(out)
+    }
+
+    /// Closes the connection; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.db.lock().await.take();
+    }
+
+    /// Leases up to `limit` pending inbound messages, one per customer, oldest first
+    /// (the same statement as `claim_inbound` in messages.rs).
+    pub async fn claim_inbound(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedInbound>> {
+        let limit = limit.clamp(1, 10_000);
+        let rows = self
+            .write("claim_inbound", |tx| {
+                tx.prepare_cached(&format!(
+                    "UPDATE inbound_messages SET claimed_until = ?1, attempts = attempts + 1 \
+                     WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
+                     WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < ?2) \
+                     AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
+                     AND o.channel = m.channel AND o.customer_id = m.customer_id \
+                     AND o.state = 'pending' AND o.id < m.id) \
+                     ORDER BY m.id LIMIT {limit}) RETURNING {INBOUND_COLS}"
+                ))?
+                .query_map(rusqlite::params![ts(lease_until), ts(now)], inbound_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let mut out: Vec<ClaimedInbound> = rows
+            .into_iter()
+            .map(ClaimedInbound::try_from)
+            .collect::<StoreResult<_>>()?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Leases up to `limit` due outbound messages, one per recipient (the same
+    /// statement as `claim_outbound` in messages.rs).
+    pub async fn claim_outbound(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedOutbound>> {
+        let limit = limit.clamp(1, 10_000);
+        let rows = self
+            .write("claim_outbound", |tx| {
+                tx.prepare_cached(&format!(
+                    "UPDATE outbound_messages SET claimed_until = ?1, attempts = attempts + 1 \
+                     WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
+                     WHERE m.state = 'pending' AND m.next_attempt_at <= ?2 \
+                     AND (m.claimed_until IS NULL OR m.claimed_until < ?2) \
+                     AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
+                     AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
+                     ORDER BY m.next_attempt_at LIMIT {limit}) RETURNING {OUTBOUND_COLS}"
+                ))?
+                .query_map(rusqlite::params![ts(lease_until), ts(now)], outbound_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter().map(ClaimedOutbound::try_from).collect()
+    }
+
+    pub async fn store_webhook(
+        &self,
+        messages: &[InboundRecord],
+        statuses: &[StatusRecord],
+    ) -> StoreResult<usize> {
+        self.write("store_webhook", |tx| {
+            let mut new = 0;
+            for r in messages {
+                new += insert_inbound(tx, r)?;
+            }
+            for s in statuses {
+                apply_status(tx, s)?;
+            }
+            Ok(new)
+        })
+        .await
+    }
+
+    pub async fn complete_inbound(
+        &self,
+        turns: &[TurnRecord],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if turns.is_empty() {
+            return Ok(());
+        }
+        self.write("complete_inbound", |tx| complete(tx, turns, now))
+            .await
+    }
+
+    pub async fn record_send_results(
+        &self,
+        results: &[SendResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        self.write("record_send_results", |tx| record_results(tx, results, now))
+            .await
+    }
+}
+
+/// Records, when dropped, how long a write waited for the connection and held it
+/// (`parley_sqlite_write_wait_seconds`, `parley_sqlite_write_seconds`).
+fn scopeguard_timing(
+    op: &'static str,
+    asked: std::time::Instant,
+    started: std::time::Instant,
+) -> impl Drop {
+    struct Timing(&'static str, std::time::Instant, std::time::Instant);
+    impl Drop for Timing {
+        fn drop(&mut self) {
+            metrics::histogram!("parley_sqlite_write_wait_seconds", "op" => self.0)
+                .record(self.2.duration_since(self.1).as_secs_f64());
+            metrics::histogram!("parley_sqlite_write_seconds", "op" => self.0)
+                .record(self.2.elapsed().as_secs_f64());
+        }
+    }
+    Timing(op, asked, started)
+}
+
+/// A time as sqlx stores it in SQLite (the claims compare these as text).
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+fn ts_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+fn id(u: &Uuid) -> &[u8] {
+    u.as_bytes().as_slice()
+}
+
+fn id_opt(u: &Option<Uuid>) -> Option<&[u8]> {
+    u.as_ref().map(id)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn uuid_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(i)?;
+    Uuid::from_slice(&bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+/// Reads a time written by sqlx (RFC 3339) or by SQLite itself (`YYYY-MM-DD HH:MM:SS`).
+fn time_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(i)?;
+    parse_time(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("not a time: {text:?}").into(),
+        )
+    })
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+fn json_at<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<Json<T>>> {
+    let text: Option<String> = row.get(i)?;
+    text.map(|t| {
+        serde_json::from_str(&t).map(Json).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+/// A row in the order of `INBOUND_COLS`.
+fn inbound_row(row: &Row<'_>) -> rusqlite::Result<InboundRow> {
+    Ok(InboundRow {
+        tenant_id: uuid_at(row, 0)?,
+        id: uuid_at(row, 1)?,
+        channel: row.get(2)?,
+        provider_message_id: row.get(3)?,
+        provider_account_id: row.get(4)?,
+        customer_id: row.get(5)?,
+        customer_phone: row.get(6)?,
+        customer_user_id: row.get(7)?,
+        customer_name: row.get(8)?,
+        kind: row.get(9)?,
+        body: row.get(10)?,
+        reply_id: row.get(11)?,
+        media: json_at(row, 12)?,
+        context_message_id: row.get(13)?,
+        raw: json_at(row, 14)?,
+        provider_timestamp: row.get(15)?,
+        received_at: time_at(row, 16)?,
+        attempts: row.get(17)?,
+    })
+}
+
+/// A row in the order of `OUTBOUND_COLS`.
+fn outbound_row(row: &Row<'_>) -> rusqlite::Result<OutboundRow> {
+    Ok(OutboundRow {
+        tenant_id: uuid_at(row, 0)?,
+        id: uuid_at(row, 1)?,
+        channel: row.get(2)?,
+        provider_account_id: row.get(3)?,
+        recipient: row.get(4)?,
+        recipient_is_user_id: row.get(5)?,
+        body: row.get(6)?,
+        mark_read_message_id: row.get(7)?,
+        attempts: row.get(8)?,
+        purpose: row.get(9)?,
+        window_closes_at: row
+            .get::<_, Option<String>>(10)?
+            .map(|t| {
+                parse_time(&t).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        10,
+                        rusqlite::types::Type::Text,
+                        format!("not a time: {t:?}").into(),
+                    )
+                })
+            })
+            .transpose()?,
+    })
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let text = msg.clone().unwrap_or_else(|| e.to_string());
+            match (f.code, f.extended_code) {
+                (ErrorCode::ConstraintViolation, 2067 | 1555) => StoreError::Conflict(text),
+                (ErrorCode::ConstraintViolation, 275) => StoreError::Invalid(text),
+                (ErrorCode::ConstraintViolation, 787) => StoreError::NotFound("referenced row"),
+                (ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked, _)
+                | (ErrorCode::SystemIoFailure | ErrorCode::DiskFull, _) => {
+                    StoreError::Unavailable(text)
+                }
+                _ => StoreError::Other(text),
+            }
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn insert_inbound(tx: &Transaction<'_>, r: &InboundRecord) -> rusqlite::Result<usize> {
+    let m = &r.message;
+    let media = m.media.as_ref().map(json).transpose()?;
+    let raw = raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?;
+    tx.prepare_cached(
+        "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \
+         provider_account_id, customer_id, customer_phone, customer_user_id, customer_name, \
+         kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+         ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING",
+    )?
+    .execute(rusqlite::params![
+        id(&r.tenant_id.0),
+        id(&r.id),
+        r.channel.as_str(),
+        m.provider_message_id,
+        m.provider_account_id,
+        m.customer_id,
+        m.customer_phone,
+        m.customer_user_id,
+        m.customer_name,
+        m.kind.as_str(),
+        m.text,
+        m.reply_id,
+        media,
+        m.context_message_id,
+        raw,
+        m.timestamp,
+        ts(r.received_at),
+    ])
+}
+
+fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {
+    let st = &s.status;
+    let code = st.errors.first().map(|e| e.code);
+    let errors = (!st.errors.is_empty())
+        .then(|| json(&st.errors))
+        .transpose()?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO message_statuses (tenant_id, provider_message_id, status, provider_timestamp, \
+             error_code, errors, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (tenant_id, provider_message_id, status) DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            id(&s.tenant_id.0),
+            st.provider_message_id,
+            st.status,
+            st.timestamp,
+            code,
+            errors,
+            ts(s.received_at),
+        ])?;
+    if inserted == 1 {
+        advance_delivery(
+            tx,
+            s.tenant_id,
+            &st.provider_message_id,
+            &st.status,
+            code,
+            s.received_at,
+        )?;
+    }
+    Ok(())
+}
+
+/// Moves an outbound message's delivery status forward, never back.
+fn advance_delivery(
+    tx: &Transaction<'_>,
+    tenant: TenantId,
+    provider_message_id: &str,
+    status: &str,
+    code: Option<i64>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let rank = delivery_rank(status);
+    if rank < 0 {
+        return Ok(());
+    }
+    let new_status = if status == "played" { "read" } else { status };
+    let failed = new_status == "failed";
+    tx.prepare_cached(&format!(
+        "UPDATE outbound_messages SET delivery_status = ?3, updated_at = ?4, \
+         state = CASE WHEN ?5 THEN 'failed' ELSE state END, \
+         error_code = COALESCE(?6, error_code) \
+         WHERE tenant_id = ?1 AND provider_message_id = ?2 AND {RANK_SQL} < ?7"
+    ))?
+    .execute(rusqlite::params![
+        id(&tenant.0),
+        provider_message_id,
+        new_status,
+        ts(now),
+        failed,
+        code,
+        rank,
+    ])?;
+    Ok(())
+}
+
+fn complete(
+    tx: &Transaction<'_>,
+    turns: &[TurnRecord],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let at = ts(now);
+    // One contact and conversation upsert per customer in the batch (the first turn's
+    // times, as the sqlx version does).
+    let mut conversations: HashMap<(TenantId, &'static str, &str), Uuid> =
+        HashMap::with_capacity(turns.len());
+    for t in turns {
+        let key = (t.tenant_id, t.channel.as_str(), t.customer_id.as_str());
+        if conversations.contains_key(&key) {
+            continue;
+        }
+        let received = ts(t.received_at);
+        tx.prepare_cached(
+            "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
+             first_seen_at, last_inbound_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+             ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+             phone = COALESCE(excluded.phone, contacts.phone), \
+             user_id = COALESCE(excluded.user_id, contacts.user_id), \
+             name = COALESCE(excluded.name, contacts.name), \
+             last_inbound_at = CASE WHEN excluded.last_inbound_at > contacts.last_inbound_at \
+             THEN excluded.last_inbound_at ELSE contacts.last_inbound_at END",
+        )?
+        .execute(rusqlite::params![
+            id(&t.tenant_id.0),
+            t.channel.as_str(),
+            t.customer_id,
+            t.customer_phone,
+            t.customer_user_id,
+            t.customer_name,
+            received,
+        ])?;
+        let conv: Uuid = tx
+            .prepare_cached(
+                "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+                 ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+                 last_message_at = excluded.last_message_at RETURNING id",
+            )?
+            .query_row(
+                rusqlite::params![
+                    id(&t.tenant_id.0),
+                    id(&Uuid::now_v7()),
+                    t.channel.as_str(),
+                    t.customer_id,
+                    received,
+                ],
+                |row| uuid_at(row, 0),
+            )?;
+        conversations.insert(key, conv);
+    }
+    let conv = |t: &TurnRecord| {
+        conversations
+            .get(&(t.tenant_id, t.channel.as_str(), t.customer_id.as_str()))
+            .copied()
+    };
+    for t in turns {
+        let conversation = conv(t);
+        if let Some(d) = &t.decision {
+            let detail = d.detail.as_ref().map(json).transpose()?;
+            tx.prepare_cached(
+                "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
+                 faq_id, score, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(rusqlite::params![
+                id(&t.tenant_id.0),
+                id(&d.id),
+                id(&t.inbound_id),
+                id_opt(&conversation),
+                d.reason,
+                id_opt(&d.faq_id),
+                d.score,
+                detail,
+                at,
+            ])?;
+        }
+        for o in &t.replies {
+            tx.prepare_cached(
+                "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
+                 inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
+                 body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at, \
+                 purpose, customer_id, window_closes_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, ?17) \
+                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+            )?
+            .execute(rusqlite::params![
+                id(&t.tenant_id.0),
+                id(&o.id),
+                o.idempotency_key,
+                id_opt(&conversation),
+                id(&t.inbound_id),
+                t.channel.as_str(),
+                o.provider_account_id,
+                o.recipient,
+                o.recipient_is_user_id,
+                o.body,
+                id_opt(&o.faq_id),
+                o.mark_read_message_id,
+                ts(o.next_attempt_at),
+                at,
+                o.purpose,
+                o.customer_id,
+                ts_opt(o.window_closes_at),
+            ])?;
+        }
+        turn_extras(tx, t, conversation, &at)?;
+        tx.prepare_cached(
+            "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
+             conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
+             raw = CASE WHEN ?5 THEN raw ELSE '{\"redacted\":true}' END \
+             WHERE tenant_id = ?1 AND id = ?2",
+        )?
+        .execute(rusqlite::params![
+            id(&t.tenant_id.0),
+            id(&t.inbound_id),
+            at,
+            id_opt(&conversation),
+            t.keep_text,
+        ])?;
+    }
+    let mut usage: BTreeMap<TenantId, UsageDelta> = BTreeMap::new();
+    for t in turns {
+        let u = usage.entry(t.tenant_id).or_default();
+        u.inbound += t.usage.inbound;
+        u.faq_answers += t.usage.faq_answers;
+        u.llm_calls += t.usage.llm_calls;
+        u.tokens_in += t.usage.tokens_in;
+        u.tokens_out += t.usage.tokens_out;
+    }
+    let day = now.date_naive().format("%F").to_string();
+    for (tenant, u) in usage {
+        tx.prepare_cached(
+            "INSERT INTO usage_daily (tenant_id, day, inbound, faq_answers, llm_calls, tokens_in, tokens_out) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (tenant_id, day) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+             faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
+             llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
+             tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
+             tokens_out = usage_daily.tokens_out + excluded.tokens_out",
+        )?
+        .execute(rusqlite::params![
+            id(&tenant.0),
+            day,
+            u.inbound,
+            u.faq_answers,
+            u.llm_calls,
+            u.tokens_in,
+            u.tokens_out,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The rarer parts of a turn: hand-offs, after-hours notices, notifications, merged
+/// bursts.
+fn turn_extras(
+    tx: &Transaction<'_>,
+    t: &TurnRecord,
+    conversation: Option<Uuid>,
+    at: &str,
+) -> rusqlite::Result<()> {
+    let tenant = id(&t.tenant_id.0);
+    let channel = t.channel.as_str();
+    match &t.handoff {
+        Some(Handoff::ToHuman { reason }) => {
+            tx.prepare_cached(
+                "UPDATE conversations SET status = 'human', human_since = ?4, human_activity_at = ?4, \
+                 handoff_reason = ?5 WHERE tenant_id = ?1 AND channel = ?2 AND customer_id = ?3",
+            )?
+            .execute(rusqlite::params![tenant, channel, t.customer_id, at, reason])?;
+        }
+        Some(Handoff::ToBot) => {
+            tx.prepare_cached(
+                "UPDATE conversations SET status = 'bot', human_since = NULL, human_activity_at = NULL, \
+                 handoff_reason = NULL WHERE tenant_id = ?1 AND channel = ?2 AND customer_id = ?3",
+            )?
+            .execute(rusqlite::params![tenant, channel, t.customer_id])?;
+        }
+        None => {}
+    }
+    if let Some(night) = t.notice_night {
+        tx.prepare_cached(
+            "UPDATE conversations SET after_hours_notice_night = ?4 \
+             WHERE tenant_id = ?1 AND channel = ?2 AND customer_id = ?3",
+        )?
+        .execute(rusqlite::params![
+            tenant,
+            channel,
+            t.customer_id,
+            night.format("%F").to_string()
+        ])?;
+    }
+    for n in &t.notifications {
+        let send_at = (n.via == "email" && n.state == "queued").then(|| ts(n.send_at));
+        tx.prepare_cached(
+            "INSERT INTO notifications (tenant_id, id, inbound_message_id, customer_id, category, via, \
+             target, outbound_message_id, state, detail, created_at, updated_at, subject, body, \
+             next_attempt_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            tenant,
+            id(&n.id),
+            id(&t.inbound_id),
+            t.customer_id,
+            n.category,
+            n.via,
+            n.target,
+            id_opt(&n.outbound_message_id),
+            n.state,
+            n.detail,
+            at,
+            n.subject,
+            n.body,
+            send_at,
+        ])?;
+    }
+    for merged in &t.merged {
+        tx.prepare_cached(
+            "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
+             merged_into = ?4, conversation_id = ?5 WHERE tenant_id = ?1 AND id = ?2",
+        )?
+        .execute(rusqlite::params![
+            tenant,
+            id(merged),
+            at,
+            id(&t.inbound_id),
+            id_opt(&conversation),
+        ])?;
+    }
+    Ok(())
+}
+
+fn record_results(
+    tx: &Transaction<'_>,
+    results: &[SendResult],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let at = ts(now);
+    let mut sent_per_tenant: BTreeMap<TenantId, i64> = BTreeMap::new();
+    for r in results {
+        let tenant = id(&r.tenant_id.0);
+        match &r.outcome {
+            SendOutcome::Sent {
+                provider_message_id,
+            } => {
+                *sent_per_tenant.entry(r.tenant_id).or_default() += 1;
+                tx.prepare_cached(
+                    "UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, sent_at = ?3, \
+                     updated_at = ?3, provider_message_id = ?4, \
+                     delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' ELSE delivery_status END \
+                     WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .execute(rusqlite::params![tenant, id(&r.id), at, provider_message_id])?;
+                // Statuses that arrived before we learnt the id.
+                let early: Vec<(String, Option<i64>)> = tx
+                    .prepare_cached(
+                        "SELECT status, error_code FROM message_statuses \
+                         WHERE tenant_id = ?1 AND provider_message_id = ?2",
+                    )?
+                    .query_map(rusqlite::params![tenant, provider_message_id], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (status, code) in early {
+                    advance_delivery(tx, r.tenant_id, provider_message_id, &status, code, now)?;
+                }
+            }
+            SendOutcome::Unsendable { reason } => {
+                tx.prepare_cached(
+                    "UPDATE outbound_messages SET state = 'unsendable', claimed_until = NULL, \
+                     error_message = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .execute(rusqlite::params![tenant, id(&r.id), reason, at])?;
+            }
+            SendOutcome::Retry {
+                at: retry_at,
+                code,
+                message,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE outbound_messages SET next_attempt_at = ?3, claimed_until = NULL, \
+                     error_code = ?4, error_message = ?5, updated_at = ?6 \
+                     WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .execute(rusqlite::params![
+                    tenant,
+                    id(&r.id),
+                    ts(*retry_at),
+                    code,
+                    message,
+                    at
+                ])?;
+            }
+            SendOutcome::Failed { code, message } | SendOutcome::Dead { code, message } => {
+                let state = if matches!(r.outcome, SendOutcome::Failed { .. }) {
+                    "failed"
+                } else {
+                    "dead"
+                };
+                tx.prepare_cached(
+                    "UPDATE outbound_messages SET state = ?3, delivery_status = 'failed', \
+                     claimed_until = NULL, error_code = ?4, error_message = ?5, updated_at = ?6 \
+                     WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .execute(rusqlite::params![
+                    tenant,
+                    id(&r.id),
+                    state,
+                    code,
+                    message,
+                    at
+                ])?;
+            }
+        }
+    }
+    let day = now.date_naive().format("%F").to_string();
+    for (tenant, n) in sent_per_tenant {
+        tx.prepare_cached(
+            "INSERT INTO usage_daily (tenant_id, day, outbound) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound",
+        )?
+        .execute(rusqlite::params![id(&tenant.0), day, n])?;
+    }
+    Ok(())
+}
