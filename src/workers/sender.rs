@@ -2,12 +2,11 @@
 //! with the tenant's token, and records the outcome: sent (with the provider's id),
 //! retried later with exponential backoff and jitter, failed for good, or given up.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use futures_util::{FutureExt, StreamExt, stream};
 
 use crate::app::AppState;
 use crate::channels::whatsapp;
@@ -31,23 +30,17 @@ pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreErr
         return Ok(0);
     }
     let n = claimed.len();
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut tasks = JoinSet::new();
-    for msg in claimed {
-        let state = state.clone();
-        let permits = permits.clone();
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            send_one(&state, msg).await
-        });
-    }
-    let mut results = Vec::with_capacity(n);
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(r) => results.push(r),
-            Err(e) => tracing::error!(error = %e, "sender: a send task failed"),
-        }
-    }
+    // Polled here rather than spawned: no task, join handle and wake-up per message.
+    let results: Vec<SendResult> = stream::iter(claimed)
+        .map(|msg| AssertUnwindSafe(send_one(state, msg)).catch_unwind())
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(|r| async move {
+            // A send that panicked stays leased and is tried again when its lease runs out.
+            r.inspect_err(|_| tracing::error!("sender: a send panicked"))
+                .ok()
+        })
+        .collect()
+        .await;
     state
         .store
         .record_send_results(&results, state.clock.now())
