@@ -152,10 +152,43 @@ impl HotWriter {
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
     ) -> StoreResult<usize> {
+        // Encoded before the writer is taken, so it is held only for SQLite's own work.
+        let encoded = messages
+            .iter()
+            .map(|r| {
+                let m = &r.message;
+                Ok((
+                    m.media.as_ref().map(json).transpose()?,
+                    raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?,
+                    ts(r.received_at),
+                ))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(store_error)?;
         self.write("store_webhook", |tx| {
             let mut new = 0;
-            for r in messages {
-                new += insert_inbound(tx, r)?;
+            let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
+            for (r, (media, raw, received)) in messages.iter().zip(&encoded) {
+                let m = &r.message;
+                new += insert.execute(rusqlite::params![
+                    id(&r.tenant_id.0),
+                    id(&r.id),
+                    r.channel.as_str(),
+                    m.provider_message_id,
+                    m.provider_account_id,
+                    m.customer_id,
+                    m.customer_phone,
+                    m.customer_user_id,
+                    m.customer_name,
+                    m.kind.as_str(),
+                    m.text,
+                    m.reply_id,
+                    media,
+                    m.context_message_id,
+                    raw,
+                    m.timestamp,
+                    received,
+                ])?;
             }
             for s in statuses {
                 apply_status(tx, s)?;
@@ -344,37 +377,11 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn insert_inbound(tx: &Transaction<'_>, r: &InboundRecord) -> rusqlite::Result<usize> {
-    let m = &r.message;
-    let media = m.media.as_ref().map(json).transpose()?;
-    let raw = raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?;
-    tx.prepare_cached(
-        "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \
-         provider_account_id, customer_id, customer_phone, customer_user_id, customer_name, \
-         kind, body, reply_id, media, context_message_id, raw, provider_timestamp, received_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-         ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING",
-    )?
-    .execute(rusqlite::params![
-        id(&r.tenant_id.0),
-        id(&r.id),
-        r.channel.as_str(),
-        m.provider_message_id,
-        m.provider_account_id,
-        m.customer_id,
-        m.customer_phone,
-        m.customer_user_id,
-        m.customer_name,
-        m.kind.as_str(),
-        m.text,
-        m.reply_id,
-        media,
-        m.context_message_id,
-        raw,
-        m.timestamp,
-        ts(r.received_at),
-    ])
-}
+const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
+    provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
+    customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
+    received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+    ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
 
 fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {
     let st = &s.status;
@@ -451,16 +458,12 @@ fn complete(
     let at = ts(now);
     // One contact and conversation upsert per customer in the batch (the first turn's
     // times, as the sqlx version does).
+    // Each statement is prepared once per batch and run for every row, one table after
+    // another (cheaper than looking each up per row, and kinder to SQLite's cache).
     let mut conversations: HashMap<(TenantId, &'static str, &str), Uuid> =
         HashMap::with_capacity(turns.len());
-    for t in turns {
-        let key = (t.tenant_id, t.channel.as_str(), t.customer_id.as_str());
-        if conversations.contains_key(&key) {
-            continue;
-        }
-        let received = ts(t.received_at);
-        tx.prepare_cached(
-            "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
+    let mut contact = tx.prepare_cached(
+        "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
              first_seen_at, last_inbound_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
              ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
              phone = COALESCE(excluded.phone, contacts.phone), \
@@ -468,8 +471,20 @@ fn complete(
              name = COALESCE(excluded.name, contacts.name), \
              last_inbound_at = CASE WHEN excluded.last_inbound_at > contacts.last_inbound_at \
              THEN excluded.last_inbound_at ELSE contacts.last_inbound_at END",
-        )?
-        .execute(rusqlite::params![
+    )?;
+    let mut conversation = tx.prepare_cached(
+        "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+         ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+         last_message_at = excluded.last_message_at RETURNING id",
+    )?;
+    for t in turns {
+        let key = (t.tenant_id, t.channel.as_str(), t.customer_id.as_str());
+        if conversations.contains_key(&key) {
+            continue;
+        }
+        let received = ts(t.received_at);
+        contact.execute(rusqlite::params![
             id(&t.tenant_id.0),
             t.channel.as_str(),
             t.customer_id,
@@ -478,23 +493,16 @@ fn complete(
             t.customer_name,
             received,
         ])?;
-        let conv: Uuid = tx
-            .prepare_cached(
-                "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
-                 ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
-                 last_message_at = excluded.last_message_at RETURNING id",
-            )?
-            .query_row(
-                rusqlite::params![
-                    id(&t.tenant_id.0),
-                    id(&Uuid::now_v7()),
-                    t.channel.as_str(),
-                    t.customer_id,
-                    received,
-                ],
-                |row| uuid_at(row, 0),
-            )?;
+        let conv: Uuid = conversation.query_row(
+            rusqlite::params![
+                id(&t.tenant_id.0),
+                id(&Uuid::now_v7()),
+                t.channel.as_str(),
+                t.customer_id,
+                received,
+            ],
+            |row| uuid_at(row, 0),
+        )?;
         conversations.insert(key, conv);
     }
     let conv = |t: &TurnRecord| {
@@ -502,15 +510,15 @@ fn complete(
             .get(&(t.tenant_id, t.channel.as_str(), t.customer_id.as_str()))
             .copied()
     };
+    let mut decision = tx.prepare_cached(
+        "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
+         faq_id, score, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
     for t in turns {
         let conversation = conv(t);
         if let Some(d) = &t.decision {
             let detail = d.detail.as_ref().map(json).transpose()?;
-            tx.prepare_cached(
-                "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
-                 faq_id, score, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(rusqlite::params![
+            decision.execute(rusqlite::params![
                 id(&t.tenant_id.0),
                 id(&d.id),
                 id(&t.inbound_id),
@@ -522,16 +530,19 @@ fn complete(
                 at,
             ])?;
         }
+    }
+    let mut outbound = tx.prepare_cached(
+        "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
+         inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
+         body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at, \
+         purpose, customer_id, window_closes_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, ?17) \
+         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+    )?;
+    for t in turns {
+        let conversation = conv(t);
         for o in &t.replies {
-            tx.prepare_cached(
-                "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
-                 inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
-                 body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at, \
-                 purpose, customer_id, window_closes_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, ?17) \
-                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-            )?
-            .execute(rusqlite::params![
+            outbound.execute(rusqlite::params![
                 id(&t.tenant_id.0),
                 id(&o.id),
                 o.idempotency_key,
@@ -552,17 +563,19 @@ fn complete(
             ])?;
         }
         turn_extras(tx, t, conversation, &at)?;
-        tx.prepare_cached(
-            "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
-             conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
-             raw = CASE WHEN ?5 THEN raw ELSE '{\"redacted\":true}' END \
-             WHERE tenant_id = ?1 AND id = ?2",
-        )?
-        .execute(rusqlite::params![
+    }
+    let mut done = tx.prepare_cached(
+        "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
+         conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
+         raw = CASE WHEN ?5 THEN raw ELSE '{\"redacted\":true}' END \
+         WHERE tenant_id = ?1 AND id = ?2",
+    )?;
+    for t in turns {
+        done.execute(rusqlite::params![
             id(&t.tenant_id.0),
             id(&t.inbound_id),
             at,
-            id_opt(&conversation),
+            id_opt(&conv(t)),
             t.keep_text,
         ])?;
     }
@@ -686,6 +699,16 @@ fn record_results(
 ) -> rusqlite::Result<()> {
     let at = ts(now);
     let mut sent_per_tenant: BTreeMap<TenantId, i64> = BTreeMap::new();
+    let mut sent = tx.prepare_cached(
+        "UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, sent_at = ?3, \
+         updated_at = ?3, provider_message_id = ?4, \
+         delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' ELSE delivery_status END \
+         WHERE tenant_id = ?1 AND id = ?2",
+    )?;
+    let mut early_statuses = tx.prepare_cached(
+        "SELECT status, error_code FROM message_statuses \
+         WHERE tenant_id = ?1 AND provider_message_id = ?2",
+    )?;
     for r in results {
         let tenant = id(&r.tenant_id.0);
         match &r.outcome {
@@ -693,19 +716,14 @@ fn record_results(
                 provider_message_id,
             } => {
                 *sent_per_tenant.entry(r.tenant_id).or_default() += 1;
-                tx.prepare_cached(
-                    "UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, sent_at = ?3, \
-                     updated_at = ?3, provider_message_id = ?4, \
-                     delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' ELSE delivery_status END \
-                     WHERE tenant_id = ?1 AND id = ?2",
-                )?
-                .execute(rusqlite::params![tenant, id(&r.id), at, provider_message_id])?;
+                sent.execute(rusqlite::params![
+                    tenant,
+                    id(&r.id),
+                    at,
+                    provider_message_id
+                ])?;
                 // Statuses that arrived before we learnt the id.
-                let early: Vec<(String, Option<i64>)> = tx
-                    .prepare_cached(
-                        "SELECT status, error_code FROM message_statuses \
-                         WHERE tenant_id = ?1 AND provider_message_id = ?2",
-                    )?
+                let early: Vec<(String, Option<i64>)> = early_statuses
                     .query_map(rusqlite::params![tenant, provider_message_id], |row| {
                         Ok((row.get(0)?, row.get(1)?))
                     })?
