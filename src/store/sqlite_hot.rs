@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction, TransactionBehavior};
 use sqlx::types::Json;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -39,19 +39,6 @@ use crate::domain::TenantId;
 pub struct HotWriter {
     /// `None` once the store is closed.
     db: Mutex<Option<Connection>>,
-    /// Writes waiting for the connection. Whoever takes it next runs all of them in
-    /// one transaction (one commit for the lot), each under its own savepoint.
-    waiting: std::sync::Mutex<Vec<Pending>>,
-}
-
-type Outcome = Box<dyn std::any::Any + Send>;
-
-/// One caller's write, waiting to be run by whoever holds the connection next.
-struct Pending {
-    op: &'static str,
-    asked: std::time::Instant,
-    run: Box<dyn FnOnce(&Connection) -> rusqlite::Result<Outcome> + Send>,
-    done: tokio::sync::oneshot::Sender<StoreResult<Outcome>>,
 }
 
 impl HotWriter {
@@ -72,43 +59,28 @@ impl HotWriter {
         db.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             db: Mutex::new(Some(db)),
-            waiting: std::sync::Mutex::new(Vec::new()),
         })
     }
 
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, together with whatever other writes
-    /// are waiting then (group commit across all the message loop's writes). `f` runs
-    /// under a savepoint: if it fails, only its own changes are rolled back and only
-    /// its caller sees the error; if the commit fails, every caller does. A caller's
-    /// answer comes only after the commit.
-    async fn write<T: Send + 'static>(
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; rolled back if `f` fails.
+    async fn write<T>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> StoreResult<T> {
-        let (done, mut answer) = tokio::sync::oneshot::channel();
-        self.waiting.lock().expect("writer queue").push(Pending {
-            op,
-            asked: std::time::Instant::now(),
-            run: Box::new(move |c| f(c).map(|t| Box::new(t) as Outcome)),
-            done,
-        });
-        loop {
-            tokio::select! {
-                biased;
-                outcome = &mut answer => {
-                    let outcome = outcome
-                        .map_err(|_| StoreError::Unavailable("the writer stopped".into()))??;
-                    return Ok(*outcome.downcast::<T>().expect("the writer answers with its caller's type"));
-                }
-                mut db = self.db.lock() => {
-                    let batch = std::mem::take(&mut *self.waiting.lock().expect("writer queue"));
-                    if !batch.is_empty() {
-                        run_turn(db.as_mut(), batch);
-                    }
-                }
-            }
-        }
+        let asked = std::time::Instant::now();
+        let mut db = self.db.lock().await;
+        let started = std::time::Instant::now();
+        let _timing = scopeguard_timing(op, asked, started);
+        let Some(db) = db.as_mut() else {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        };
+        let tx = db
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(store_error)?;
+        let out = f(&tx).map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        Ok(out)
     }
 
     /// Closes the connection; later calls fail as unavailable.
@@ -126,7 +98,7 @@ impl HotWriter {
     ) -> StoreResult<Vec<ClaimedInbound>> {
         let limit = limit.clamp(1, 10_000);
         let rows = self
-            .write("claim_inbound", move |tx| {
+            .write("claim_inbound", |tx| {
                 tx.prepare_cached(&format!(
                     "UPDATE inbound_messages SET claimed_until = ?1, attempts = attempts + 1 \
                      WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
@@ -158,7 +130,7 @@ impl HotWriter {
     ) -> StoreResult<Vec<ClaimedOutbound>> {
         let limit = limit.clamp(1, 10_000);
         let rows = self
-            .write("claim_outbound", move |tx| {
+            .write("claim_outbound", |tx| {
                 tx.prepare_cached(&format!(
                     "UPDATE outbound_messages SET claimed_until = ?1, attempts = attempts + 1 \
                      WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
@@ -180,60 +152,45 @@ impl HotWriter {
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
     ) -> StoreResult<usize> {
-        // Encoded (and owned, since another caller may run it) before the writer is
-        // taken, so it is held only for SQLite's own work.
-        let rows = messages
+        // Encoded before the writer is taken, so it is held only for SQLite's own work.
+        let encoded = messages
             .iter()
             .map(|r| {
                 let m = &r.message;
-                Ok(InboundParams {
-                    tenant_id: *r.tenant_id.0.as_bytes(),
-                    id: *r.id.as_bytes(),
-                    channel: r.channel.as_str(),
-                    provider_message_id: m.provider_message_id.clone(),
-                    provider_account_id: m.provider_account_id.clone(),
-                    customer_id: m.customer_id.clone(),
-                    customer_phone: m.customer_phone.clone(),
-                    customer_user_id: m.customer_user_id.clone(),
-                    customer_name: m.customer_name.clone(),
-                    kind: m.kind.as_str().to_string(),
-                    text: m.text.clone(),
-                    reply_id: m.reply_id.clone(),
-                    media: m.media.as_ref().map(json).transpose()?,
-                    context_message_id: m.context_message_id.clone(),
-                    raw: raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?,
-                    timestamp: m.timestamp,
-                    received_at: ts(r.received_at),
-                })
+                Ok((
+                    m.media.as_ref().map(json).transpose()?,
+                    raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?,
+                    ts(r.received_at),
+                ))
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(store_error)?;
-        let statuses = statuses.to_vec();
-        self.write("store_webhook", move |tx| {
+        self.write("store_webhook", |tx| {
             let mut new = 0;
             let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
-            for r in &rows {
+            for (r, (media, raw, received)) in messages.iter().zip(&encoded) {
+                let m = &r.message;
                 new += insert.execute(rusqlite::params![
-                    r.tenant_id.as_slice(),
-                    r.id.as_slice(),
-                    r.channel,
-                    r.provider_message_id,
-                    r.provider_account_id,
-                    r.customer_id,
-                    r.customer_phone,
-                    r.customer_user_id,
-                    r.customer_name,
-                    r.kind,
-                    r.text,
-                    r.reply_id,
-                    r.media,
-                    r.context_message_id,
-                    r.raw,
-                    r.timestamp,
-                    r.received_at,
+                    id(&r.tenant_id.0),
+                    id(&r.id),
+                    r.channel.as_str(),
+                    m.provider_message_id,
+                    m.provider_account_id,
+                    m.customer_id,
+                    m.customer_phone,
+                    m.customer_user_id,
+                    m.customer_name,
+                    m.kind.as_str(),
+                    m.text,
+                    m.reply_id,
+                    media,
+                    m.context_message_id,
+                    raw,
+                    m.timestamp,
+                    received,
                 ])?;
             }
-            for s in &statuses {
+            for s in statuses {
                 apply_status(tx, s)?;
             }
             Ok(new)
@@ -249,8 +206,7 @@ impl HotWriter {
         if turns.is_empty() {
             return Ok(());
         }
-        let turns = turns.to_vec();
-        self.write("complete_inbound", move |tx| complete(tx, &turns, now))
+        self.write("complete_inbound", |tx| complete(tx, turns, now))
             .await
     }
 
@@ -262,68 +218,28 @@ impl HotWriter {
         if results.is_empty() {
             return Ok(());
         }
-        let results = results.to_vec();
-        self.write("record_send_results", move |tx| {
-            record_results(tx, &results, now)
-        })
-        .await
+        self.write("record_send_results", |tx| record_results(tx, results, now))
+            .await
     }
 }
 
-/// Runs the waiting writes in one transaction and answers each after the commit.
-fn run_turn(db: Option<&mut Connection>, batch: Vec<Pending>) {
-    metrics::histogram!("parley_sqlite_writes_per_commit").record(batch.len() as f64);
-    let Some(db) = db else {
-        for p in batch {
-            let _ = p
-                .done
-                .send(Err(StoreError::Unavailable("the store is closed".into())));
-        }
-        return;
-    };
-    let mut answers = Vec::with_capacity(batch.len());
-    let result = (|| {
-        let mut tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for p in batch {
-            let started = std::time::Instant::now();
-            let outcome = (|| {
-                let sp = tx.savepoint()?;
-                let out = (p.run)(&sp)?;
-                sp.commit()?;
-                Ok(out)
-            })();
-            record_timing(p.op, p.asked, started);
-            answers.push((p.done, outcome.map_err(store_error)));
-        }
-        let started = std::time::Instant::now();
-        let committed = tx.commit();
-        record_timing("commit", started, started);
-        committed
-    })();
-    match result {
-        Ok(()) => {
-            for (done, outcome) in answers {
-                let _ = done.send(outcome);
-            }
-        }
-        Err(e) => {
-            let e = store_error(e);
-            tracing::warn!(error = %e, writes = answers.len(), "SQLite commit failed");
-            for (done, _) in answers {
-                let _ = done.send(Err(StoreError::Unavailable(e.to_string())));
-            }
+/// Records, when dropped, how long a write waited for the connection and held it
+/// (`parley_sqlite_write_wait_seconds`, `parley_sqlite_write_seconds`).
+fn scopeguard_timing(
+    op: &'static str,
+    asked: std::time::Instant,
+    started: std::time::Instant,
+) -> impl Drop {
+    struct Timing(&'static str, std::time::Instant, std::time::Instant);
+    impl Drop for Timing {
+        fn drop(&mut self) {
+            metrics::histogram!("parley_sqlite_write_wait_seconds", "op" => self.0)
+                .record(self.2.duration_since(self.1).as_secs_f64());
+            metrics::histogram!("parley_sqlite_write_seconds", "op" => self.0)
+                .record(self.2.elapsed().as_secs_f64());
         }
     }
-}
-
-/// Records how long a write waited for its turn (`parley_sqlite_write_wait_seconds`)
-/// and how long its own statements ran (`parley_sqlite_write_seconds`; the shared
-/// commit is recorded as op `commit`).
-fn record_timing(op: &'static str, asked: std::time::Instant, started: std::time::Instant) {
-    metrics::histogram!("parley_sqlite_write_wait_seconds", "op" => op)
-        .record(started.duration_since(asked).as_secs_f64());
-    metrics::histogram!("parley_sqlite_write_seconds", "op" => op)
-        .record(started.elapsed().as_secs_f64());
+    Timing(op, asked, started)
 }
 
 /// A time as sqlx stores it in SQLite (the claims compare these as text).
@@ -461,34 +377,13 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// An inbound row's values, owned and encoded.
-struct InboundParams {
-    tenant_id: [u8; 16],
-    id: [u8; 16],
-    channel: &'static str,
-    provider_message_id: String,
-    provider_account_id: String,
-    customer_id: String,
-    customer_phone: Option<String>,
-    customer_user_id: Option<String>,
-    customer_name: Option<String>,
-    kind: String,
-    text: Option<String>,
-    reply_id: Option<String>,
-    media: Option<String>,
-    context_message_id: Option<String>,
-    raw: Option<String>,
-    timestamp: i64,
-    received_at: String,
-}
-
 const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
     received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
     ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
 
-fn apply_status(tx: &Connection, s: &StatusRecord) -> rusqlite::Result<()> {
+fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {
     let st = &s.status;
     let code = st.errors.first().map(|e| e.code);
     let errors = (!st.errors.is_empty())
@@ -524,7 +419,7 @@ fn apply_status(tx: &Connection, s: &StatusRecord) -> rusqlite::Result<()> {
 
 /// Moves an outbound message's delivery status forward, never back.
 fn advance_delivery(
-    tx: &Connection,
+    tx: &Transaction<'_>,
     tenant: TenantId,
     provider_message_id: &str,
     status: &str,
@@ -555,7 +450,11 @@ fn advance_delivery(
     Ok(())
 }
 
-fn complete(tx: &Connection, turns: &[TurnRecord], now: DateTime<Utc>) -> rusqlite::Result<()> {
+fn complete(
+    tx: &Transaction<'_>,
+    turns: &[TurnRecord],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
     let at = ts(now);
     // One contact and conversation upsert per customer in the batch (the first turn's
     // times, as the sqlx version does).
@@ -716,7 +615,7 @@ fn complete(tx: &Connection, turns: &[TurnRecord], now: DateTime<Utc>) -> rusqli
 /// The rarer parts of a turn: hand-offs, after-hours notices, notifications, merged
 /// bursts.
 fn turn_extras(
-    tx: &Connection,
+    tx: &Transaction<'_>,
     t: &TurnRecord,
     conversation: Option<Uuid>,
     at: &str,
@@ -794,7 +693,7 @@ fn turn_extras(
 }
 
 fn record_results(
-    tx: &Connection,
+    tx: &Transaction<'_>,
     results: &[SendResult],
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
