@@ -71,6 +71,8 @@ impl HotWriter {
         let asked = std::time::Instant::now();
         let mut db = self.db.lock().await;
         let started = std::time::Instant::now();
+        // Everything from here runs on this thread without yielding, so its CPU time
+        // is the write's own.
         let _timing = scopeguard_timing(op, asked, started);
         let Some(db) = db.as_mut() else {
             return Err(StoreError::Unavailable("the store is closed".into()));
@@ -223,23 +225,33 @@ impl HotWriter {
     }
 }
 
-/// Records, when dropped, how long a write waited for the connection and held it
-/// (`parley_sqlite_write_wait_seconds`, `parley_sqlite_write_seconds`).
+/// Records, when dropped, how long a write waited for the connection, held it, and
+/// used the CPU meanwhile (`parley_sqlite_write_wait_seconds`,
+/// `parley_sqlite_write_seconds`, `parley_sqlite_write_cpu_seconds`). Held time well
+/// above CPU time means the thread holding the writer was not running: on a busy
+/// machine, that is what caps the writer.
 fn scopeguard_timing(
     op: &'static str,
     asked: std::time::Instant,
     started: std::time::Instant,
 ) -> impl Drop {
-    struct Timing(&'static str, std::time::Instant, std::time::Instant);
+    struct Timing(
+        &'static str,
+        std::time::Instant,
+        std::time::Instant,
+        cpu_time::ThreadTime,
+    );
     impl Drop for Timing {
         fn drop(&mut self) {
             metrics::histogram!("parley_sqlite_write_wait_seconds", "op" => self.0)
                 .record(self.2.duration_since(self.1).as_secs_f64());
             metrics::histogram!("parley_sqlite_write_seconds", "op" => self.0)
                 .record(self.2.elapsed().as_secs_f64());
+            metrics::histogram!("parley_sqlite_write_cpu_seconds", "op" => self.0)
+                .record(self.3.elapsed().as_secs_f64());
         }
     }
-    Timing(op, asked, started)
+    Timing(op, asked, started, cpu_time::ThreadTime::now())
 }
 
 /// A time as sqlx stores it in SQLite (the claims compare these as text).
