@@ -1,14 +1,14 @@
-//! The SQLite write path of the conversation loop, run in one go on the writer
-//! connection's own handle.
+//! The SQLite write path of the conversation loop, on a connection of its own.
 //!
 //! sqlx runs each SQLite connection on a thread of its own, so every statement is a
 //! trip there and back: the transaction waits between statements until the calling
-//! task is scheduled again, and under load that wait, not SQLite, is what limits how
-//! many messages the single writer can take. Here the whole transaction runs as one
-//! piece of synchronous code (prepared, cached single-row statements) while the
-//! connection is locked out from sqlx's thread. Same connection, same SQL and same
-//! stored forms as the sqlx code in `messages.rs` (which PostgreSQL keeps using): ids as
-//! 16-byte blobs, times as RFC 3339 text, JSON as text, booleans as 0/1.
+//! task is scheduled again, and under load that wait, not SQLite, limited how many
+//! messages the single writer could take. Here the whole transaction runs as one piece
+//! of synchronous code (rusqlite, each statement prepared once per batch). Same SQL and
+//! same stored forms as the sqlx code in `messages.rs`, which PostgreSQL (and an
+//! in-memory SQLite database) keeps using: ids as 16-byte blobs, times as RFC 3339
+//! text, JSON as text, booleans as 0/1. Every other write goes through sqlx's writer;
+//! the two connections meet only in SQLite's busy timeout, and those writes are rare.
 
 use std::collections::{BTreeMap, HashMap};
 
