@@ -333,6 +333,39 @@ pub(super) const INBOUND_COLS: &str = "tenant_id, id, channel, provider_message_
 pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account_id, recipient, \
     recipient_is_user_id, body, mark_read_message_id, attempts, purpose, window_closes_at";
 
+/// The inbound claim: leases up to `limit` pending messages, one per customer, oldest
+/// first, binding `$1` lease end and `$2` now; `lock` is appended to the sub-select
+/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL). The limit is written into the text, not
+/// bound: SQLite re-prepares a statement on every execution when its LIMIT is a bound
+/// parameter.
+pub(super) fn claim_inbound_sql(limit: i64, lock: &str) -> String {
+    let limit = limit.clamp(1, 10_000);
+    format!(
+        "UPDATE inbound_messages SET claimed_until = $1, attempts = attempts + 1 \
+         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
+         WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
+         AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
+         AND o.channel = m.channel AND o.customer_id = m.customer_id \
+         AND o.state = 'pending' AND o.id < m.id) \
+         ORDER BY m.id LIMIT {limit}{lock}) RETURNING {INBOUND_COLS}"
+    )
+}
+
+/// The outbound claim: leases up to `limit` due messages, one per recipient (as
+/// `claim_inbound_sql`).
+pub(super) fn claim_outbound_sql(limit: i64, lock: &str) -> String {
+    let limit = limit.clamp(1, 10_000);
+    format!(
+        "UPDATE outbound_messages SET claimed_until = $1, attempts = attempts + 1 \
+         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
+         WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
+         AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
+         AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
+         AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
+         ORDER BY m.next_attempt_at LIMIT {limit}{lock}) RETURNING {OUTBOUND_COLS}"
+    )
+}
+
 /// Implements `MessageStore` for `$store` over `$conn`; `$lock` is appended to the
 /// claim sub-selects (`FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite,
 /// whose write transactions are already exclusive).
@@ -375,19 +408,7 @@ macro_rules! impl_message_store {
                 if let Some(hot) = self.hot_writer() {
                     return hot.claim_inbound(limit, now, lease_until).await;
                 }
-                // The limit is written into the text, not bound: SQLite re-prepares a
-                // statement on every execution when its LIMIT is a bound parameter.
-                let limit = limit.clamp(1, 10_000);
-                let sql = format!(
-                        "UPDATE inbound_messages SET claimed_until = $1, attempts = attempts + 1 \
-                         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
-                         WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
-                         AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
-                         AND o.channel = m.channel AND o.customer_id = m.customer_id \
-                         AND o.state = 'pending' AND o.id < m.id) \
-                         ORDER BY m.id LIMIT {limit}{}) RETURNING {INBOUND_COLS}",
-                        $lock
-                    );
+                let sql = claim_inbound_sql(limit, $lock);
                 // One statement: atomic on its own, no explicit transaction needed.
                 let rows: Vec<InboundRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(lease_until)
@@ -573,19 +594,7 @@ macro_rules! impl_message_store {
                 if let Some(hot) = self.hot_writer() {
                     return hot.claim_outbound(limit, now, lease_until).await;
                 }
-                // The limit is written into the text, not bound: SQLite re-prepares a
-                // statement on every execution when its LIMIT is a bound parameter.
-                let limit = limit.clamp(1, 10_000);
-                let sql = format!(
-                        "UPDATE outbound_messages SET claimed_until = $1, attempts = attempts + 1 \
-                         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
-                         WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
-                         AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
-                         AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
-                         AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
-                         ORDER BY m.next_attempt_at LIMIT {limit}{}) RETURNING {OUTBOUND_COLS}",
-                        $lock
-                    );
+                let sql = claim_outbound_sql(limit, $lock);
                 // One statement: atomic on its own, no explicit transaction needed.
                 let rows: Vec<OutboundRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(lease_until)

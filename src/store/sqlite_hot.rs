@@ -23,8 +23,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::messages::{
-    ClaimedInbound, ClaimedOutbound, Handoff, INBOUND_COLS, InboundRecord, OUTBOUND_COLS, RANK_SQL,
-    SendOutcome, SendResult, StatusRecord, TurnRecord, UsageDelta, delivery_rank,
+    ClaimedInbound, ClaimedOutbound, Handoff, InboundRecord, RANK_SQL, SendOutcome, SendResult,
+    StatusRecord, TurnRecord, UsageDelta, claim_inbound_sql, claim_outbound_sql, delivery_rank,
     raw_worth_keeping,
 };
 use super::rows::{InboundRow, OutboundRow};
@@ -73,7 +73,7 @@ impl HotWriter {
         let started = std::time::Instant::now();
         // Everything from here runs on this thread without yielding, so its CPU time
         // is the write's own.
-        let _timing = scopeguard_timing(op, asked, started);
+        let _timing = write_timing(op, asked, started);
         let Some(db) = db.as_mut() else {
             return Err(StoreError::Unavailable("the store is closed".into()));
         };
@@ -91,27 +91,20 @@ impl HotWriter {
     }
 
     /// Leases up to `limit` pending inbound messages, one per customer, oldest first
-    /// (the same statement as `claim_inbound` in messages.rs).
+    /// (`claim_inbound_sql`, shared with the sqlx version).
     pub async fn claim_inbound(
         &self,
         limit: i64,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedInbound>> {
-        let limit = limit.clamp(1, 10_000);
+        // SQLite numbers `$1` and `$2` by first appearance: bound positionally below.
+        let sql = claim_inbound_sql(limit, "");
         let rows = self
             .write("claim_inbound", |tx| {
-                tx.prepare_cached(&format!(
-                    "UPDATE inbound_messages SET claimed_until = ?1, attempts = attempts + 1 \
-                     WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
-                     WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < ?2) \
-                     AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
-                     AND o.channel = m.channel AND o.customer_id = m.customer_id \
-                     AND o.state = 'pending' AND o.id < m.id) \
-                     ORDER BY m.id LIMIT {limit}) RETURNING {INBOUND_COLS}"
-                ))?
-                .query_map(rusqlite::params![ts(lease_until), ts(now)], inbound_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                tx.prepare_cached(&sql)?
+                    .query_map(rusqlite::params![ts(lease_until), ts(now)], inbound_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         let mut out: Vec<ClaimedInbound> = rows
@@ -122,28 +115,20 @@ impl HotWriter {
         Ok(out)
     }
 
-    /// Leases up to `limit` due outbound messages, one per recipient (the same
-    /// statement as `claim_outbound` in messages.rs).
+    /// Leases up to `limit` due outbound messages, one per recipient (`claim_outbound_sql`,
+    /// shared with the sqlx version).
     pub async fn claim_outbound(
         &self,
         limit: i64,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedOutbound>> {
-        let limit = limit.clamp(1, 10_000);
+        let sql = claim_outbound_sql(limit, "");
         let rows = self
             .write("claim_outbound", |tx| {
-                tx.prepare_cached(&format!(
-                    "UPDATE outbound_messages SET claimed_until = ?1, attempts = attempts + 1 \
-                     WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
-                     WHERE m.state = 'pending' AND m.next_attempt_at <= ?2 \
-                     AND (m.claimed_until IS NULL OR m.claimed_until < ?2) \
-                     AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
-                     AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
-                     ORDER BY m.next_attempt_at LIMIT {limit}) RETURNING {OUTBOUND_COLS}"
-                ))?
-                .query_map(rusqlite::params![ts(lease_until), ts(now)], outbound_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                tx.prepare_cached(&sql)?
+                    .query_map(rusqlite::params![ts(lease_until), ts(now)], outbound_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         rows.into_iter().map(ClaimedOutbound::try_from).collect()
@@ -230,7 +215,7 @@ impl HotWriter {
 /// `parley_sqlite_write_seconds`, `parley_sqlite_write_cpu_seconds`). Held time well
 /// above CPU time means the thread holding the writer was not running: on a busy
 /// machine, that is what caps the writer.
-fn scopeguard_timing(
+fn write_timing(
     op: &'static str,
     asked: std::time::Instant,
     started: std::time::Instant,
@@ -284,17 +269,10 @@ fn uuid_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
 
 /// Reads a time written by sqlx (RFC 3339) or by SQLite itself (`YYYY-MM-DD HH:MM:SS`).
 fn time_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let text: String = row.get(i)?;
-    parse_time(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("not a time: {text:?}").into(),
-        )
-    })
+    parse_time(&row.get::<_, String>(i)?, i)
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+fn parse_time(text: &str, column: usize) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .ok()
@@ -302,6 +280,13 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
             chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
                 .ok()
                 .map(|t| t.and_utc())
+        })
+        .ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                format!("not a time: {text:?}").into(),
+            )
         })
 }
 
@@ -357,15 +342,7 @@ fn outbound_row(row: &Row<'_>) -> rusqlite::Result<OutboundRow> {
         purpose: row.get(9)?,
         window_closes_at: row
             .get::<_, Option<String>>(10)?
-            .map(|t| {
-                parse_time(&t).ok_or_else(|| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        10,
-                        rusqlite::types::Type::Text,
-                        format!("not a time: {t:?}").into(),
-                    )
-                })
-            })
+            .map(|t| parse_time(&t, 10))
             .transpose()?,
     })
 }
