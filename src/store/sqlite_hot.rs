@@ -7,8 +7,11 @@
 //! of synchronous code (rusqlite, each statement prepared once per batch). Same SQL and
 //! same stored forms as the sqlx code in `messages.rs`, which PostgreSQL (and an
 //! in-memory SQLite database) keeps using: ids as 16-byte blobs, times as RFC 3339
-//! text, JSON as text, booleans as 0/1. Every other write goes through sqlx's writer;
-//! the two connections meet only in SQLite's busy timeout, and those writes are rare.
+//! text, JSON as text, booleans as 0/1. The claims share their text with it; the other
+//! statements here are single-row forms of its multi-row ones, so a change to one
+//! must be made to the other (the same tests run both). Every other write goes
+//! through sqlx's writer; the two connections meet only in SQLite's busy timeout, and
+//! those writes are rare.
 
 use std::collections::{BTreeMap, HashMap};
 
