@@ -84,7 +84,12 @@ impl AppState {
             crate::store::Backend::Sqlite => 1,
             crate::store::Backend::Postgres => 4,
         };
-        let ingest = Ingest::spawn(store.clone(), wake_pipeline.clone(), writers);
+        let ingest = Ingest::spawn(
+            store.clone(),
+            wake_pipeline.clone(),
+            writers,
+            config.batch_linger,
+        );
         let llm = crate::llm::LlmClient::new(config.llm_connect_timeout, config.llm_timeout);
         let llm_slots = Arc::new(tokio::sync::Semaphore::new(config.llm_concurrency));
         let email = config.smtp.as_ref().map(|(url, from)| {
@@ -120,6 +125,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = ?state.store.backend(), "parley is listening");
+    let nice = state.config.sqlite_writer_nice;
+    if nice != 0 {
+        match state.store.favour_writer(nice).await {
+            Ok(true) => tracing::info!(nice, "SQLite writer thread priority raised"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                nice,
+                error = %e,
+                "cannot change the SQLite writer thread's priority (a negative nice value needs \
+                 CAP_SYS_NICE); it runs at normal priority (PARLEY_SQLITE_WRITER_NICE=0 silences this)"
+            ),
+        }
+    }
     let (stop_workers, stop) = tokio::sync::watch::channel(false);
     let workers = crate::workers::spawn_all(&state, stop);
     let app = crate::api::router(state.clone())

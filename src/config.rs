@@ -101,6 +101,13 @@ pub struct Config {
     pub cache_sync_interval: Duration,
     /// How often idle workers look for work they were not woken for.
     pub poll_interval: Duration,
+    /// How long a busy worker waits between two batches so that the next batch, and so
+    /// the next transaction, carries more messages (0: never wait).
+    pub batch_linger: Duration,
+    /// Inbox (pipeline) and outbox (sender) loops per process.
+    pub worker_tasks: usize,
+    /// Nice value asked for the SQLite writer thread (Linux; 0 leaves it alone).
+    pub sqlite_writer_nice: i32,
     /// How long a claimed message stays with its worker before another may take it.
     pub work_lease: Duration,
     /// First retry delay of a failed send (doubled per attempt, with jitter).
@@ -212,6 +219,27 @@ impl Config {
         };
         let cache_ttl = Duration::from_secs(number("PARLEY_CACHE_TTL_SECONDS", 30)?);
         let poll_interval = Duration::from_millis(number("PARLEY_POLL_INTERVAL_MS", 500)?.max(10));
+        let batch_linger = Duration::from_millis(number("PARLEY_BATCH_LINGER_MS", 3)?);
+        if batch_linger > Duration::from_secs(1) {
+            bail!("PARLEY_BATCH_LINGER_MS must be at most 1000 (milliseconds)");
+        }
+        let worker_tasks: usize = number("PARLEY_WORKER_TASKS", 2)?;
+        if !(1..=64).contains(&worker_tasks) {
+            bail!("PARLEY_WORKER_TASKS must be between 1 and 64, got {worker_tasks}");
+        }
+        let sqlite_writer_nice: i32 = match var("PARLEY_SQLITE_WRITER_NICE")? {
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (-20..=19).contains(n))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "PARLEY_SQLITE_WRITER_NICE must be a nice value from -20 to 19, got {v:?}"
+                    )
+                })?,
+            None => -10,
+        };
         let cache_sync_interval =
             Duration::from_millis(number("PARLEY_CACHE_SYNC_MS", 1000)?.max(50));
         let work_lease = Duration::from_secs(number("PARLEY_WORK_LEASE_SECONDS", 30)?.max(1));
@@ -265,6 +293,9 @@ impl Config {
             cache_ttl,
             cache_sync_interval,
             poll_interval,
+            batch_linger,
+            worker_tasks,
+            sqlite_writer_nice,
             work_lease,
             retry_base,
             max_send_attempts,

@@ -328,6 +328,52 @@ async fn on_postgres_a_missing_master_key_stops_start_up_with_how_to_make_one() 
 }
 
 #[test]
+fn bad_tuning_values_get_a_fix_it_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    for (name, value, says) in [
+        (
+            "PARLEY_BATCH_LINGER_MS",
+            "5000",
+            "PARLEY_BATCH_LINGER_MS must be at most 1000",
+        ),
+        (
+            "PARLEY_BATCH_LINGER_MS",
+            "soon",
+            "PARLEY_BATCH_LINGER_MS must be a whole number",
+        ),
+        (
+            "PARLEY_WORKER_TASKS",
+            "0",
+            "PARLEY_WORKER_TASKS must be between 1 and 64, got 0",
+        ),
+        (
+            "PARLEY_SQLITE_WRITER_NICE",
+            "-30",
+            "PARLEY_SQLITE_WRITER_NICE must be a nice value from -20 to 19",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["tenant", "list"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &url)
+            .env("PARLEY_MASTER_KEY", key)
+            .env(name, value)
+            .output()
+            .expect("run parley");
+        assert_eq!(out.status.code(), Some(1), "{name}={value}: {}", text(&out));
+        assert!(text(&out).contains(says), "{name}={value}: {}", text(&out));
+        assert!(
+            !dir.path().join("p.db").exists(),
+            "{name}={value} touched the database"
+        );
+    }
+}
+
+#[test]
 fn a_bad_master_key_or_database_url_gets_a_fix_it_message() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/p.db", dir.path().display());

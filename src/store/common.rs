@@ -35,6 +35,13 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn favour_writer(&self, nice: i32) -> std::io::Result<bool> {
+                match self.hot_writer() {
+                    Some(hot) => hot.set_nice(nice).await.map(|()| true),
+                    None => Ok(false),
+                }
+            }
+
             async fn close(&self) {
                 self.writer.close().await;
                 self.pool.close().await;

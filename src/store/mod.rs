@@ -113,6 +113,9 @@ pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + '
     async fn ping(&self) -> StoreResult<()>;
     /// Closes every connection; later calls fail as `Unavailable`.
     async fn close(&self);
+    /// Gives the thread that runs the message loop's writes (SQLite's writer) the nice
+    /// value `nice` (Linux). `Ok(false)`: this store has no such thread.
+    async fn favour_writer(&self, nice: i32) -> std::io::Result<bool>;
 
     /// A feed of tenant changes made by any process (PostgreSQL: LISTEN/NOTIFY);
     /// `None` where the backend has none (SQLite: the revision poll finds them).

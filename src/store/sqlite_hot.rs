@@ -1,10 +1,14 @@
-//! The SQLite write path of the conversation loop, on a connection of its own.
+//! The SQLite write path of the conversation loop, on a connection and a thread of
+//! its own.
 //!
 //! sqlx runs each SQLite connection on a thread of its own, so every statement is a
 //! trip there and back: the transaction waits between statements until the calling
 //! task is scheduled again, and under load that wait, not SQLite, limited how many
 //! messages the single writer could take. Here the whole transaction runs as one piece
-//! of synchronous code (rusqlite, each statement prepared once per batch). Same SQL and
+//! of synchronous code (rusqlite, each statement prepared once per batch) on the
+//! writer's own thread, which `serve` gives a higher priority
+//! (`PARLEY_SQLITE_WRITER_NICE`): it is the one serial resource, and a busy machine
+//! that descheduled it in mid-transaction held up everything else. Same SQL and
 //! same stored forms as the sqlx code in `messages.rs`, which PostgreSQL (and an
 //! in-memory SQLite database) keeps using: ids as 16-byte blobs, times as RFC 3339
 //! text, JSON as text, booleans as 0/1. The claims share their text with it; the other
@@ -22,7 +26,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction, TransactionBehavior};
 use sqlx::types::Json;
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::messages::{
@@ -34,19 +37,22 @@ use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
 use crate::domain::TenantId;
 
+/// Work for the writer thread: runs with its connection (`None` once closed).
+type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
+
 /// The hot write path: its own connection to the database file, used for nothing
-/// else. Each transaction runs synchronously on the calling task's runtime thread
-/// while the connection is held: about 0.1 ms a message, so up to a few tens of
-/// milliseconds for a full batch, during which the other runtime threads carry on
-/// (`TOKIO_WORKER_THREADS`, 4 or more by default).
+/// else, owned by a thread of its own (`parley-sqlite-writer`). Each transaction runs
+/// there in one piece while the caller's task waits; the runtime threads carry on
+/// meanwhile. A dedicated thread rather than a runtime thread: the writer is the one
+/// serial resource of a SQLite deployment, and on a busy machine a runtime thread
+/// holding it was descheduled for a third of the time it held it (README, Benchmark).
 pub struct HotWriter {
-    /// `None` once the store is closed.
-    db: Mutex<Option<Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl HotWriter {
     /// Opens a writing connection to the database `file` (created and migrated by the
-    /// sqlx pools already), with the same settings as theirs.
+    /// sqlx pools already), with the same settings as theirs, and starts its thread.
     pub fn open(file: &Path) -> anyhow::Result<Self> {
         let db = Connection::open_with_flags(
             file,
@@ -60,37 +66,74 @@ impl HotWriter {
              PRAGMA wal_autocheckpoint = 40000;",
         )?;
         db.set_prepared_statement_cache_capacity(64);
-        Ok(Self {
-            db: Mutex::new(Some(db)),
-        })
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("parley-sqlite-writer".into())
+            .spawn(move || {
+                let mut db = Some(db);
+                while let Ok(job) = queue.recv() {
+                    // A panicking job has rolled its transaction back (the transaction
+                    // is dropped while unwinding) and its caller sees the writer gone
+                    // for that one call; the next job runs normally.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db)));
+                }
+            })
+            .context("starting the SQLite writer thread")?;
+        Ok(Self { jobs })
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; rolled back if `f` fails.
-    async fn write<T>(
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer thread; rolled back
+    /// if `f` fails. Whatever `f` needs it owns: the caller may stop waiting (a dropped
+    /// request), and the transaction then still completes or rolls back as a whole.
+    async fn write<T: Send + 'static>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
         let asked = std::time::Instant::now();
-        let mut db = self.db.lock().await;
-        let started = std::time::Instant::now();
-        // Everything from here runs on this thread without yielding, so its CPU time
-        // is the write's own.
-        let _timing = write_timing(op, asked, started);
-        let Some(db) = db.as_mut() else {
-            return Err(StoreError::Unavailable("the store is closed".into()));
-        };
-        let tx = db
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(store_error)?;
-        let out = f(&tx).map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
-        Ok(out)
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db: &mut Option<Connection>| {
+            let _timing = write_timing(op, asked, std::time::Instant::now());
+            let out = match db.as_mut() {
+                None => Err(StoreError::Unavailable("the store is closed".into())),
+                Some(db) => (|| {
+                    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let out = f(&tx)?;
+                    tx.commit()?;
+                    Ok(out)
+                })()
+                .map_err(store_error),
+            };
+            let _ = answer.send(out);
+        });
+        self.jobs.send(job).map_err(|_| writer_gone())?;
+        answered.await.map_err(|_| writer_gone())?
     }
 
-    /// Closes the connection; later calls fail as unavailable.
+    /// Sets the writer thread's nice value (Linux: a per-thread attribute). A negative
+    /// value needs `CAP_SYS_NICE` (root has it); without, this fails with a permission
+    /// error and the thread keeps its priority.
+    pub async fn set_nice(&self, nice: i32) -> std::io::Result<()> {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |_: &mut Option<Connection>| {
+            let _ = done.send(set_thread_nice(nice));
+        });
+        let gone = || std::io::Error::other("the SQLite writer thread has stopped");
+        self.jobs.send(job).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
+    }
+
+    /// Closes the connection (after the writes already queued); later calls fail as
+    /// unavailable.
     pub async fn close(&self) {
-        self.db.lock().await.take();
+        let (done, closed) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db: &mut Option<Connection>| {
+            db.take();
+            let _ = done.send(());
+        });
+        if self.jobs.send(job).is_ok() {
+            let _ = closed.await;
+        }
     }
 
     /// Leases up to `limit` pending inbound messages, one per customer, oldest first
@@ -104,7 +147,7 @@ impl HotWriter {
         // SQLite numbers `$1` and `$2` by first appearance: bound positionally below.
         let sql = claim_inbound_sql(limit, "");
         let rows = self
-            .write("claim_inbound", |tx| {
+            .write("claim_inbound", move |tx| {
                 tx.prepare_cached(&sql)?
                     .query_map(rusqlite::params![ts(lease_until), ts(now)], inbound_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()
@@ -128,7 +171,7 @@ impl HotWriter {
     ) -> StoreResult<Vec<ClaimedOutbound>> {
         let sql = claim_outbound_sql(limit, "");
         let rows = self
-            .write("claim_outbound", |tx| {
+            .write("claim_outbound", move |tx| {
                 tx.prepare_cached(&sql)?
                     .query_map(rusqlite::params![ts(lease_until), ts(now)], outbound_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()
@@ -155,10 +198,12 @@ impl HotWriter {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(store_error)?;
-        self.write("store_webhook", |tx| {
+        let messages = messages.to_vec();
+        let statuses = statuses.to_vec();
+        self.write("store_webhook", move |tx| {
             let mut new = 0;
             let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
-            for (r, (media, raw, received)) in messages.iter().zip(&encoded) {
+            for (r, (media, raw, received)) in messages.iter().zip(encoded) {
                 let m = &r.message;
                 new += insert.execute(rusqlite::params![
                     id(&r.tenant_id.0),
@@ -180,7 +225,7 @@ impl HotWriter {
                     received,
                 ])?;
             }
-            for s in statuses {
+            for s in &statuses {
                 apply_status(tx, s)?;
             }
             Ok(new)
@@ -196,7 +241,8 @@ impl HotWriter {
         if turns.is_empty() {
             return Ok(());
         }
-        self.write("complete_inbound", |tx| complete(tx, turns, now))
+        let turns = turns.to_vec();
+        self.write("complete_inbound", move |tx| complete(tx, &turns, now))
             .await
     }
 
@@ -208,8 +254,11 @@ impl HotWriter {
         if results.is_empty() {
             return Ok(());
         }
-        self.write("record_send_results", |tx| record_results(tx, results, now))
-            .await
+        let results = results.to_vec();
+        self.write("record_send_results", move |tx| {
+            record_results(tx, &results, now)
+        })
+        .await
     }
 }
 
@@ -348,6 +397,22 @@ fn outbound_row(row: &Row<'_>) -> rusqlite::Result<OutboundRow> {
             .map(|t| parse_time(&t, 10))
             .transpose()?,
     })
+}
+
+#[cfg(target_os = "linux")]
+fn set_thread_nice(nice: i32) -> std::io::Result<()> {
+    // PRIO_PROCESS with a thread id: on Linux the nice value belongs to the thread.
+    rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice)
+        .map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_thread_nice(_nice: i32) -> std::io::Result<()> {
+    Err(std::io::Error::other("only supported on Linux"))
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread has stopped".into())
 }
 
 fn store_error(e: rusqlite::Error) -> StoreError {

@@ -1,9 +1,13 @@
 //! Group commit for webhooks: concurrent webhook requests hand their events to one
 //! task that stores everything that arrived meanwhile in a single transaction, then
 //! answers each request. Every request still gets its 200 only after its events are
-//! committed; under load, one commit serves many requests.
+//! committed; under load, one commit serves many requests. While requests keep coming
+//! (the last batch held more than one), the batcher lingers `PARLEY_BATCH_LINGER_MS`
+//! before the next transaction, so each commit serves more of them: a commit writes
+//! every page it touched, and pages shared by many messages are then written once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
@@ -31,10 +35,16 @@ pub struct Ingest {
 pub struct NotStored;
 
 impl Ingest {
-    /// Starts the batcher; `writers` transactions may run at once (1 on SQLite).
-    pub fn spawn(store: Arc<dyn Store>, wake: Arc<Notify>, writers: usize) -> Self {
+    /// Starts the batcher; `writers` transactions may run at once (1 on SQLite); while
+    /// busy, it waits `linger` between batches.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        wake: Arc<Notify>,
+        writers: usize,
+        linger: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
-        tokio::spawn(run(store, wake, writers.max(1), rx));
+        tokio::spawn(run(store, wake, writers.max(1), linger, rx));
         Self { tx }
     }
 
@@ -59,15 +69,20 @@ async fn run(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     writers: usize,
+    linger: Duration,
     mut rx: mpsc::Receiver<Job>,
 ) {
     let permits = Arc::new(Semaphore::new(writers));
+    let mut busy = false;
     loop {
         // Wait for a free writer first: whatever arrives meanwhile joins this batch.
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
         let Some(first) = rx.recv().await else { return };
+        if busy && !linger.is_zero() {
+            tokio::time::sleep(linger).await;
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS {
             match rx.try_recv() {
@@ -75,6 +90,9 @@ async fn run(
                 Err(_) => break,
             }
         }
+        // A lone request after a quiet spell is stored at once; one that is part of a
+        // stream waits for company. A full batch means a backlog: no need to wait.
+        busy = jobs.len() > 1 && jobs.len() < MAX_JOBS;
         let store = store.clone();
         let wake = wake.clone();
         tokio::spawn(async move {

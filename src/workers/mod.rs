@@ -24,37 +24,54 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
     }
     if state.config.run_workers {
         let s = state.clone();
-        tasks.push(tokio::spawn(work_loop(
-            "pipeline",
-            s.clone(),
-            s.wake_pipeline.clone(),
-            stop.clone(),
-            |st| async move { pipeline::process_once(&st).await },
-        )));
+        // Several loops per stage, so one stage's batch can be decided or sent while
+        // another of its batches waits for the database. Claims keep them apart (a
+        // customer's next message, or a recipient's next reply, is not claimed while an
+        // earlier one is), exactly as between instances.
+        for _ in 0..s.config.worker_tasks {
+            tasks.push(tokio::spawn(work_loop(
+                "pipeline",
+                pipeline::BATCH,
+                s.clone(),
+                s.wake_pipeline.clone(),
+                stop.clone(),
+                |st| async move { pipeline::process_once(&st).await },
+            )));
+            tasks.push(tokio::spawn(work_loop(
+                "sender",
+                sender::BATCH,
+                s.clone(),
+                s.wake_sender.clone(),
+                stop.clone(),
+                |st| async move { sender::send_once(&st).await },
+            )));
+        }
         if s.email.is_some() {
             tasks.push(tokio::spawn(work_loop(
                 "notifier",
+                notifier::BATCH,
                 s.clone(),
                 s.wake_notifier.clone(),
-                stop.clone(),
+                stop,
                 |st| async move { notifier::notify_once(&st).await },
             )));
         }
-        tasks.push(tokio::spawn(work_loop(
-            "sender",
-            s.clone(),
-            s.wake_sender.clone(),
-            stop,
-            |st| async move { sender::send_once(&st).await },
-        )));
     }
     tasks
 }
 
-/// Runs `step` until `stop`: again at once while it finds work, else after a wake-up
-/// or the poll interval (the safety net for retries that fell due and expired leases).
+/// Runs `step` until `stop`: again while it finds work, else after a wake-up or the
+/// poll interval (the safety net for retries that fell due and expired leases).
+///
+/// After a batch that was neither empty nor full (`batch`), it first waits
+/// `PARLEY_BATCH_LINGER_MS`, so that while messages keep coming each transaction carries
+/// more of them. On SQLite, where every commit writes each page it touched to the
+/// write-ahead log, this took the writer from ~2 to ~12 messages a transaction at
+/// 3000 msg/s and the CPU per message down by a quarter (README, Benchmark). The first
+/// message after a quiet spell is taken at once.
 async fn work_loop<F, Fut>(
     name: &'static str,
+    batch: i64,
     state: AppState,
     wake: std::sync::Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
@@ -64,8 +81,18 @@ async fn work_loop<F, Fut>(
     Fut: std::future::Future<Output = Result<usize, crate::store::StoreError>>,
 {
     let poll = state.config.poll_interval;
+    let linger = state.config.batch_linger;
+    let mut busy = false;
     loop {
-        match step(state.clone()).await {
+        if busy && !linger.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(linger) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        let result = step(state.clone()).await;
+        busy = matches!(result, Ok(n) if n > 0 && (n as i64) < batch);
+        match result {
             Ok(0) => {
                 tokio::select! {
                     _ = wake.notified() => {}

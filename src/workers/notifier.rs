@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::store::StoreError;
 
 /// Most emails claimed at once.
-const BATCH: i64 = 32;
+pub const BATCH: i64 = 32;
 
 /// Claims, sends and records one batch; returns how many it handled.
 pub async fn notify_once(state: &AppState) -> Result<usize, StoreError> {

@@ -20,7 +20,7 @@ use crate::store::conversations::ConversationState;
 use crate::store::messages::{ClaimedInbound, Handoff, TurnRecord};
 
 /// Most messages claimed at once.
-const BATCH: i64 = 256;
+pub const BATCH: i64 = 256;
 
 type ConvKey = (TenantId, Channel, String);
 

@@ -15,7 +15,7 @@ use crate::domain::message::SendFailure;
 use crate::store::messages::{ClaimedOutbound, SendOutcome, SendResult};
 
 /// Most messages claimed at once.
-const BATCH: i64 = 256;
+pub const BATCH: i64 = 256;
 /// Longest text put into a template's body parameter.
 const TEMPLATE_PARAM_CHARS: usize = 1000;
 /// Sends in flight at once per worker.
