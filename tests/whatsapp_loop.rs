@@ -714,6 +714,122 @@ async fn one_customers_messages_are_answered_in_order(db: Db) {
     assert_eq!(texts, ["Yes (acme)", "9-18 (acme)", "You're welcome!"]);
 }
 
+/// The claims' one-at-a-time rule, seen from the store: a customer's second message is
+/// not taken while the first is pending, nor a recipient's second reply while the
+/// first is, however long the customer's history; another customer is not held up.
+async fn claims_take_each_customers_oldest_pending_message_only(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    // A customer with a history: answered messages must not slow or block the claim.
+    for i in 0..30 {
+        let body = text_webhook(A, "15551230009", &format!("wamid.IN.h{i}"), "Thanks!");
+        assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    }
+    wait_for_texts(&w.meta, 30).await;
+    let (app, _cfg) = stored_but_not_processed(&w, "wamid.IN.x0", Duration::from_secs(60)).await;
+    let post = |wamid: &'static str, from: &'static str, q: &'static str| {
+        let url = app.url("/webhooks/whatsapp/acme");
+        async move {
+            let body = text_webhook(A, from, wamid, q);
+            let r = reqwest::Client::new()
+                .post(url)
+                .header(
+                    "x-hub-signature-256",
+                    sign("appsecret-acme-0123456789", &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    post("wamid.IN.x1", "15551230001", "What are your opening hours?").await;
+    post("wamid.IN.y0", "15551230009", "Do you deliver?").await;
+    let store = &app.state.store;
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let first = store.claim_inbound(256, now, lease).await.unwrap();
+    let mut got: Vec<&str> = first
+        .iter()
+        .map(|m| m.message.provider_message_id.as_str())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["wamid.IN.x0", "wamid.IN.y0"]);
+    assert!(
+        store
+            .claim_inbound(256, now, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Once the leases run out the same two are claimable again, and only they.
+    let later = lease + chrono::Duration::seconds(1);
+    let again = store
+        .claim_inbound(256, later, later + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    // Processing in turn: x0 and y0, then x1.
+    let state = &app.state;
+    let mut handled = Vec::new();
+    loop {
+        let mut turns = Vec::new();
+        for m in store
+            .claim_inbound(
+                256,
+                later + chrono::Duration::seconds(61),
+                later + chrono::Duration::seconds(120),
+            )
+            .await
+            .unwrap()
+        {
+            turns.push(m.message.provider_message_id.clone());
+            let ctx = state.cache.get(m.tenant_id).await.unwrap().unwrap();
+            let input = parley::runtime::TurnInput {
+                msg: &m,
+                text: m.message.text.clone().unwrap_or_default(),
+                conversation: None,
+                merged: Vec::new(),
+                email_enabled: false,
+            };
+            let (step, handoff) = parley::runtime::gate(&ctx, &m.message, &input.text, None, now);
+            let parley::runtime::Step::Done(outcome) = step else {
+                panic!("FAQ answers need no model")
+            };
+            let turn = parley::runtime::finish(store.as_ref(), &ctx, &input, outcome, handoff, now)
+                .await
+                .unwrap();
+            store.complete_inbound(&[turn], now).await.unwrap();
+        }
+        if turns.is_empty() {
+            break;
+        }
+        turns.sort();
+        handled.push(turns);
+    }
+    assert_eq!(
+        handled,
+        [vec!["wamid.IN.x0", "wamid.IN.y0"], vec!["wamid.IN.x1"]]
+    );
+    // The outbox: x0's reply and y0's go first; x1's waits for x0's.
+    let out = store.claim_outbound(256, now, lease).await.unwrap();
+    let mut to: Vec<String> = out
+        .iter()
+        .map(|o| format!("{} {}", o.recipient.trim_start_matches('+'), o.body))
+        .collect();
+    to.sort();
+    assert_eq!(to, ["15551230001 Yes (acme)", "15551230009 Yes (acme)"]);
+    assert!(
+        store
+            .claim_outbound(256, now, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn a_customer_known_only_by_business_scoped_id_is_answered_by_that_id(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -852,6 +968,7 @@ async fn the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes(db: Db)
 }
 
 on_both_backends!(
+    claims_take_each_customers_oldest_pending_message_only,
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
     the_same_webhook_delivered_three_times_gets_one_reply,
     fifty_concurrent_webhooks_get_fifty_replies_none_doubled,

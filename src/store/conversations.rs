@@ -318,6 +318,9 @@ macro_rules! impl_conversation_store {
                 &self,
                 keys: &[(TenantId, Channel, String)],
             ) -> StoreResult<Vec<((TenantId, Channel, String), ConversationState)>> {
+                if let Some(found) = self.find_conversations_by_arrays(keys).await {
+                    return found;
+                }
                 let mut out = Vec::with_capacity(keys.len());
                 for chunk in keys.chunks(300) {
                     let mut qb = QueryBuilder::<$db>::new(format!(

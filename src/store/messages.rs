@@ -334,7 +334,10 @@ pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account
     recipient_is_user_id, body, mark_read_message_id, attempts, purpose, window_closes_at";
 
 /// The inbound claim: leases up to `limit` pending messages, one per customer, oldest
-/// first, binding `$1` lease end and `$2` now; `lock` is appended to the sub-select
+/// first (a message is claimable only while it is its customer's oldest pending one: a
+/// scalar sub-select, one probe of a partial index of pending rows per candidate, which
+/// PostgreSQL cannot turn into a hash of every pending row), binding `$1` lease end and
+/// `$2` now; `lock` is appended to the sub-select
 /// (`FOR UPDATE SKIP LOCKED` on PostgreSQL). The limit is written into the text, not
 /// bound: SQLite re-prepares a statement on every execution when its LIMIT is a bound
 /// parameter.
@@ -344,9 +347,9 @@ pub(super) fn claim_inbound_sql(limit: i64, lock: &str) -> String {
         "UPDATE inbound_messages SET claimed_until = $1, attempts = attempts + 1 \
          WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
          WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
-         AND NOT EXISTS (SELECT 1 FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
+         AND m.id = (SELECT o.id FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
          AND o.channel = m.channel AND o.customer_id = m.customer_id \
-         AND o.state = 'pending' AND o.id < m.id) \
+         AND o.state = 'pending' ORDER BY o.id LIMIT 1) \
          ORDER BY m.id LIMIT {limit}{lock}) RETURNING {INBOUND_COLS}"
     )
 }
@@ -360,8 +363,8 @@ pub(super) fn claim_outbound_sql(limit: i64, lock: &str) -> String {
          WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
          WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
          AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
-         AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
-         AND o.recipient = m.recipient AND o.state = 'pending' AND o.id < m.id) \
+         AND m.id = (SELECT o.id FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
+         AND o.recipient = m.recipient AND o.state = 'pending' ORDER BY o.id LIMIT 1) \
          ORDER BY m.next_attempt_at LIMIT {limit}{lock}) RETURNING {OUTBOUND_COLS}"
     )
 }
@@ -560,6 +563,7 @@ macro_rules! impl_message_store {
                     qb.push(") AS v WHERE inbound_messages.tenant_id = v.column1 AND inbound_messages.id = v.column2");
                     qb.build().execute(&mut *tx).await?;
                 }
+                Self::count_inbound_usage(&mut tx, turns, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -838,6 +842,13 @@ macro_rules! impl_message_store {
                         qb.build().execute(&mut *conn).await?;
                     }
                 }
+                Ok(())
+            }
+
+            /// Counts a batch's turns into the day's usage. Last before the commit: the
+            /// usage rows are shared by every batch of a tenant, so their row locks are
+            /// held as briefly as possible.
+            async fn count_inbound_usage(conn: &mut $conn, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
                 let mut usage: std::collections::BTreeMap<Uuid, UsageDelta> = std::collections::BTreeMap::new();
                 for t in turns {
                     let u = usage.entry(t.tenant_id.0).or_default();

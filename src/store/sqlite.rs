@@ -118,6 +118,14 @@ impl SqliteStore {
         }
     }
 
+    /// SQLite has no arrays: `find_conversations` uses its row-value list.
+    async fn find_conversations_by_arrays(
+        &self,
+        _keys: &[(TenantId, Channel, String)],
+    ) -> Option<StoreResult<Vec<((TenantId, Channel, String), ConversationState)>>> {
+        None
+    }
+
     /// The conversation loop's hot writes bypass sqlx's per-statement hops.
     fn hot_writer(&self) -> Option<&super::sqlite_hot::HotWriter> {
         self.hot.as_deref()

@@ -1,0 +1,2 @@
+DROP INDEX outbound_messages_recipient_pending;
+DROP INDEX inbound_messages_customer_pending;
