@@ -1,9 +1,17 @@
--- The claims take a customer's (inbound) or a recipient's (outbound) oldest pending
--- message only. They used to check "no older pending message" by walking that
--- customer's or recipient's whole history in the plain indexes (or, on PostgreSQL, by
--- hashing every pending row on each claim). These partial indexes hold pending rows
--- only, so the check is one index probe whatever the history.
-CREATE INDEX inbound_messages_customer_pending
-    ON inbound_messages (tenant_id, channel, customer_id, id) WHERE state = 'pending';
-CREATE INDEX outbound_messages_recipient_pending
-    ON outbound_messages (tenant_id, recipient, id) WHERE state = 'pending';
+-- The claims take a customer's oldest pending message (inbound) or reply (outbound)
+-- only. They used to check "no older pending one" by walking the customer's (or the
+-- recipient's) whole history in the plain indexes, or by hashing every pending row on
+-- each claim. With the state in the inbound customer index, ahead of the id, and the
+-- outbound one holding pending replies in id order, that check is one short index
+-- probe whatever the history. Outbound claims now group by customer, not recipient, so
+-- the recipient index goes.
+DROP INDEX inbound_messages_customer;
+CREATE INDEX inbound_messages_customer
+    ON inbound_messages (tenant_id, channel, customer_id, state, id);
+DROP INDEX outbound_messages_customer;
+CREATE INDEX outbound_messages_customer
+    ON outbound_messages (tenant_id, channel, customer_id, id) WHERE state = 'pending';
+DROP INDEX outbound_messages_recipient;
+-- Replies queued before customer_id existed (0003) group by their recipient.
+UPDATE outbound_messages SET customer_id = ltrim(recipient, '+')
+    WHERE customer_id IS NULL AND state = 'pending';

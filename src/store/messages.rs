@@ -257,7 +257,7 @@ pub trait MessageStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<bool>;
 
-    /// Claims up to `limit` outbound messages that are due: per recipient, only the
+    /// Claims up to `limit` outbound messages that are due: per customer, only the
     /// oldest pending one.
     async fn claim_outbound(
         &self,
@@ -335,7 +335,7 @@ pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account
 
 /// The inbound claim: leases up to `limit` pending messages, one per customer, oldest
 /// first (a message is claimable only while it is its customer's oldest pending one: a
-/// scalar sub-select, one probe of a partial index of pending rows per candidate, which
+/// scalar sub-select, one short probe of the customer index per candidate, which
 /// PostgreSQL cannot turn into a hash of every pending row), binding `$1` lease end and
 /// `$2` now; `lock` is appended to the sub-select
 /// (`FOR UPDATE SKIP LOCKED` on PostgreSQL). The limit is written into the text, not
@@ -354,8 +354,9 @@ pub(super) fn claim_inbound_sql(limit: i64, lock: &str) -> String {
     )
 }
 
-/// The outbound claim: leases up to `limit` due messages, one per recipient (as
-/// `claim_inbound_sql`).
+/// The outbound claim: leases up to `limit` due messages, one per customer (as
+/// `claim_inbound_sql`): a customer's replies, acknowledgements and notices go out in
+/// order, one at a time.
 pub(super) fn claim_outbound_sql(limit: i64, lock: &str) -> String {
     let limit = limit.clamp(1, 10_000);
     format!(
@@ -364,7 +365,8 @@ pub(super) fn claim_outbound_sql(limit: i64, lock: &str) -> String {
          WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
          AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
          AND m.id = (SELECT o.id FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
-         AND o.recipient = m.recipient AND o.state = 'pending' ORDER BY o.id LIMIT 1) \
+         AND o.channel = m.channel AND o.customer_id = m.customer_id \
+         AND o.state = 'pending' ORDER BY o.id LIMIT 1) \
          ORDER BY m.next_attempt_at LIMIT {limit}{lock}) RETURNING {OUTBOUND_COLS}"
     )
 }

@@ -161,7 +161,7 @@ impl HotWriter {
         Ok(out)
     }
 
-    /// Leases up to `limit` due outbound messages, one per recipient (`claim_outbound_sql`,
+    /// Leases up to `limit` due outbound messages, one per customer (`claim_outbound_sql`,
     /// shared with the sqlx version).
     pub async fn claim_outbound(
         &self,
