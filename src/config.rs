@@ -223,7 +223,11 @@ impl Config {
         if batch_linger > Duration::from_secs(1) {
             bail!("PARLEY_BATCH_LINGER_MS must be at most 1000 (milliseconds)");
         }
-        let worker_tasks: usize = number("PARLEY_WORKER_TASKS", 2)?;
+        // PostgreSQL's loops wait on round trips, SQLite's on one writer: more help there.
+        let worker_tasks: usize = number(
+            "PARLEY_WORKER_TASKS",
+            if database_url.is_postgres() { 4 } else { 2 },
+        )?;
         if !(1..=64).contains(&worker_tasks) {
             bail!("PARLEY_WORKER_TASKS must be between 1 and 64, got {worker_tasks}");
         }
