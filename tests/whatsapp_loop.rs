@@ -74,12 +74,7 @@ impl World {
 
     /// Posts `body` signed with `slug`'s app secret.
     async fn post_signed(&self, slug: &str, body: &str) -> reqwest::Response {
-        self.post(
-            slug,
-            body,
-            Some(sign(&format!("appsecret-{slug}-0123456789"), body)),
-        )
-        .await
+        post_signed_to(&self.app, slug, body).await
     }
 
     async fn tenant(&self, slug: &str) -> parley::domain::Tenant {
@@ -161,18 +156,23 @@ async fn stored_but_not_processed(
     cfg.work_lease = lease;
     let first = TestApp::spawn_with(&w.db, w.keys.clone(), cfg.clone()).await;
     let body = text_webhook(A, "15551230001", wamid, "Do you deliver?");
-    let r = reqwest::Client::new()
-        .post(first.url("/webhooks/whatsapp/acme"))
+    assert_eq!(post_signed_to(&first, "acme", &body).await.status(), 200);
+    (first, cfg)
+}
+
+/// Posts `body` to `app`'s webhook for `slug`, signed with that tenant's app secret.
+async fn post_signed_to(app: &TestApp, slug: &str, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url(&format!("/webhooks/whatsapp/{slug}")))
+        .header("content-type", "application/json")
         .header(
             "x-hub-signature-256",
-            sign("appsecret-acme-0123456789", &body),
+            sign(&format!("appsecret-{slug}-0123456789"), body),
         )
-        .body(body)
+        .body(body.to_string())
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    (first, cfg)
+        .unwrap()
 }
 
 async fn each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number(db: Db) {
@@ -728,25 +728,13 @@ async fn claims_take_each_customers_oldest_pending_message_only(db: Db) {
     }
     wait_for_texts(&w.meta, 30).await;
     let (app, _cfg) = stored_but_not_processed(&w, "wamid.IN.x0", Duration::from_secs(60)).await;
-    let post = |wamid: &'static str, from: &'static str, q: &'static str| {
-        let url = app.url("/webhooks/whatsapp/acme");
-        async move {
-            let body = text_webhook(A, from, wamid, q);
-            let r = reqwest::Client::new()
-                .post(url)
-                .header(
-                    "x-hub-signature-256",
-                    sign("appsecret-acme-0123456789", &body),
-                )
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-    };
-    post("wamid.IN.x1", "15551230001", "What are your opening hours?").await;
-    post("wamid.IN.y0", "15551230009", "Do you deliver?").await;
+    for (wamid, from, q) in [
+        ("wamid.IN.x1", "15551230001", "What are your opening hours?"),
+        ("wamid.IN.y0", "15551230009", "Do you deliver?"),
+    ] {
+        let body = text_webhook(A, from, wamid, q);
+        assert_eq!(post_signed_to(&app, "acme", &body).await.status(), 200);
+    }
     let store = &app.state.store;
     let now = Utc::now();
     let lease = now + chrono::Duration::seconds(60);

@@ -26,8 +26,8 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
         let s = state.clone();
         // Several loops per stage, so one stage's batch can be decided or sent while
         // another of its batches waits for the database. Claims keep them apart (a
-        // customer's next message, or a recipient's next reply, is not claimed while an
-        // earlier one is), exactly as between instances.
+        // customer's next message, or next reply, is not claimed while an earlier one
+        // is), exactly as between instances.
         for _ in 0..s.config.worker_tasks {
             tasks.push(tokio::spawn(work_loop(
                 "pipeline",
