@@ -340,10 +340,7 @@ macro_rules! impl_conversation_store {
                     qb.push(")");
                     let rows: Vec<ConversationRow> = qb.build_query_as().fetch_all(self.read_pool()).await?;
                     for r in rows {
-                        let channel = Channel::parse(&r.channel)
-                            .ok_or_else(|| StoreError::Other(format!("unknown channel {}", r.channel)))?;
-                        let key = (TenantId(r.tenant_id), channel, r.customer_id.clone());
-                        out.push((key, r.into_state()));
+                        out.push(r.into_keyed_state()?);
                     }
                 }
                 Ok(out)

@@ -178,13 +178,7 @@ impl PgStore {
                 .fetch_all(self.read_pool())
                 .await?;
             rows.into_iter()
-                .map(|r| {
-                    let channel = Channel::parse(&r.channel).ok_or_else(|| {
-                        StoreError::Other(format!("unknown channel {}", r.channel))
-                    })?;
-                    let key = (TenantId(r.tenant_id), channel, r.customer_id.clone());
-                    Ok((key, r.into_state()))
-                })
+                .map(super::rows::ConversationRow::into_keyed_state)
                 .collect()
         };
         Some(found.await)

@@ -395,6 +395,17 @@ pub struct ConversationRow {
 }
 
 impl ConversationRow {
+    /// The conversation keyed by (tenant, channel, customer), as `find_conversations`
+    /// returns it.
+    pub fn into_keyed_state(
+        self,
+    ) -> Result<((TenantId, Channel, String), ConversationState), StoreError> {
+        let channel = Channel::parse(&self.channel)
+            .ok_or_else(|| StoreError::Other(format!("unknown channel {}", self.channel)))?;
+        let key = (TenantId(self.tenant_id), channel, self.customer_id.clone());
+        Ok((key, self.into_state()))
+    }
+
     pub fn into_state(self) -> ConversationState {
         ConversationState {
             id: self.id,
