@@ -185,45 +185,41 @@ impl HotWriter {
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
     ) -> StoreResult<usize> {
-        // Encoded before the writer is taken, so it is held only for SQLite's own work.
-        let encoded = messages
+        // Each row is encoded into owned values before the writer is taken (the writer
+        // thread then only runs SQLite), without copying the parsed records themselves.
+        let rows = messages
             .iter()
             .map(|r| {
+                use rusqlite::types::Value;
                 let m = &r.message;
-                Ok((
-                    m.media.as_ref().map(json).transpose()?,
-                    raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?,
-                    ts(r.received_at),
-                ))
+                Ok(vec![
+                    Value::Blob(id(&r.tenant_id.0).to_vec()),
+                    Value::Blob(id(&r.id).to_vec()),
+                    Value::from(r.channel.as_str().to_string()),
+                    Value::from(m.provider_message_id.clone()),
+                    Value::from(m.provider_account_id.clone()),
+                    Value::from(m.customer_id.clone()),
+                    Value::from(m.customer_phone.clone()),
+                    Value::from(m.customer_user_id.clone()),
+                    Value::from(m.customer_name.clone()),
+                    Value::from(m.kind.as_str().to_string()),
+                    Value::from(m.text.clone()),
+                    Value::from(m.reply_id.clone()),
+                    Value::from(m.media.as_ref().map(json).transpose()?),
+                    Value::from(m.context_message_id.clone()),
+                    Value::from(raw_worth_keeping(m).then(|| json(&m.raw)).transpose()?),
+                    Value::from(m.timestamp),
+                    Value::from(ts(r.received_at)),
+                ])
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(store_error)?;
-        let messages = messages.to_vec();
         let statuses = statuses.to_vec();
         self.write("store_webhook", move |tx| {
             let mut new = 0;
             let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
-            for (r, (media, raw, received)) in messages.iter().zip(encoded) {
-                let m = &r.message;
-                new += insert.execute(rusqlite::params![
-                    id(&r.tenant_id.0),
-                    id(&r.id),
-                    r.channel.as_str(),
-                    m.provider_message_id,
-                    m.provider_account_id,
-                    m.customer_id,
-                    m.customer_phone,
-                    m.customer_user_id,
-                    m.customer_name,
-                    m.kind.as_str(),
-                    m.text,
-                    m.reply_id,
-                    media,
-                    m.context_message_id,
-                    raw,
-                    m.timestamp,
-                    received,
-                ])?;
+            for row in rows {
+                new += insert.execute(rusqlite::params_from_iter(row))?;
             }
             for s in &statuses {
                 apply_status(tx, s)?;
