@@ -429,6 +429,9 @@ macro_rules! impl_message_store {
                 if let Some(hot) = self.hot_writer() {
                     return hot.complete_inbound(turns, now).await;
                 }
+                if let Some(done) = self.complete_inbound_arrays(turns, now).await {
+                    return done;
+                }
                 if turns.is_empty() {
                     return Ok(());
                 }
@@ -620,41 +623,45 @@ macro_rules! impl_message_store {
                 // No transaction: each statement is atomic and every step is idempotent
                 // (statuses only move forward), so a crash between them loses nothing.
                 let mut tx = self.write_pool().acquire().await?;
-                let sent: Vec<(&SendResult, &String)> = results
-                    .iter()
-                    .filter_map(|r| match &r.outcome {
-                        SendOutcome::Sent { provider_message_id } => Some((r, provider_message_id)),
-                        _ => None,
-                    })
-                    .collect();
-                for chunk in sent.chunks(500) {
-                    let mut qb = QueryBuilder::<$db>::new("UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, ");
-                    qb.push("sent_at = ").push_bind(now).push(", updated_at = ").push_bind(now);
-                    qb.push(
-                        ", provider_message_id = v.column3, \
-                         delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' ELSE delivery_status END FROM (",
-                    );
-                    qb.push_values(chunk, |mut b, (r, id)| {
-                        b.push_bind(r.tenant_id.0).push_bind(r.id).push_bind(id.as_str());
-                    });
-                    qb.push(") AS v WHERE outbound_messages.tenant_id = v.column1 AND outbound_messages.id = v.column2");
-                    qb.build().execute(&mut *tx).await?;
-                    // Statuses that arrived before we learnt the ids.
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT tenant_id, provider_message_id, status, error_code FROM message_statuses \
-                         WHERE (tenant_id, provider_message_id) IN (",
-                    );
-                    qb.push_values(chunk, |mut b, (r, id)| {
-                        b.push_bind(r.tenant_id.0).push_bind(id.as_str());
-                    });
-                    qb.push(")");
-                    let early: Vec<(Uuid, String, String, Option<i64>)> =
-                        qb.build_query_as().fetch_all(&mut *tx).await?;
-                    for (tenant, id, status, code) in early {
-                        Self::advance_delivery(&mut tx, TenantId(tenant), &id, &status, code, now).await?;
+                if let Some(done) = Self::mark_sent_arrays(&mut tx, results, now).await {
+                    done?;
+                } else {
+                    let sent: Vec<(&SendResult, &String)> = results
+                        .iter()
+                        .filter_map(|r| match &r.outcome {
+                            SendOutcome::Sent { provider_message_id } => Some((r, provider_message_id)),
+                            _ => None,
+                        })
+                        .collect();
+                    for chunk in sent.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new("UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, ");
+                        qb.push("sent_at = ").push_bind(now).push(", updated_at = ").push_bind(now);
+                        qb.push(
+                            ", provider_message_id = v.column3, \
+                             delivery_status = CASE WHEN delivery_status = 'queued' THEN 'sent' ELSE delivery_status END FROM (",
+                        );
+                        qb.push_values(chunk, |mut b, (r, id)| {
+                            b.push_bind(r.tenant_id.0).push_bind(r.id).push_bind(id.as_str());
+                        });
+                        qb.push(") AS v WHERE outbound_messages.tenant_id = v.column1 AND outbound_messages.id = v.column2");
+                        qb.build().execute(&mut *tx).await?;
+                        // Statuses that arrived before we learnt the ids.
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT tenant_id, provider_message_id, status, error_code FROM message_statuses \
+                             WHERE (tenant_id, provider_message_id) IN (",
+                        );
+                        qb.push_values(chunk, |mut b, (r, id)| {
+                            b.push_bind(r.tenant_id.0).push_bind(id.as_str());
+                        });
+                        qb.push(")");
+                        let early: Vec<(Uuid, String, String, Option<i64>)> =
+                            qb.build_query_as().fetch_all(&mut *tx).await?;
+                        for (tenant, id, status, code) in early {
+                            Self::advance_delivery(&mut tx, TenantId(tenant), &id, &status, code, now).await?;
+                        }
                     }
+                    Self::count_outbound(&mut tx, results, now).await?;
                 }
-                Self::count_outbound(&mut tx, results, now).await?;
                 for r in results {
                     match &r.outcome {
                         SendOutcome::Sent { .. } => {}
@@ -910,6 +917,9 @@ macro_rules! impl_message_store {
             async fn insert_inbound(conn: &mut $conn, chunk: &[InboundRecord]) -> StoreResult<usize> {
                 if chunk.is_empty() {
                     return Ok(0);
+                }
+                if let Some(done) = Self::insert_inbound_arrays(conn, chunk).await {
+                    return done;
                 }
                 let mut qb = QueryBuilder::<$db>::new(
                     "INSERT INTO inbound_messages (tenant_id, id, channel, provider_message_id, \

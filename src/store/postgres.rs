@@ -22,6 +22,8 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::plan::{Change, ItemChanges, Plan, TenantState};
 use crate::domain::*;
 
+mod arrays;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A store on a PostgreSQL database.

@@ -126,6 +126,31 @@ impl SqliteStore {
         None
     }
 
+    /// SQLite has no arrays: the shared multi-row statements write these (see
+    /// `postgres::arrays`).
+    async fn insert_inbound_arrays(
+        _conn: &mut sqlx::SqliteConnection,
+        _rows: &[InboundRecord],
+    ) -> Option<StoreResult<usize>> {
+        None
+    }
+
+    async fn complete_inbound_arrays(
+        &self,
+        _turns: &[TurnRecord],
+        _now: DateTime<Utc>,
+    ) -> Option<StoreResult<()>> {
+        None
+    }
+
+    async fn mark_sent_arrays(
+        _conn: &mut sqlx::SqliteConnection,
+        _results: &[SendResult],
+        _now: DateTime<Utc>,
+    ) -> Option<StoreResult<()>> {
+        None
+    }
+
     /// The conversation loop's hot writes bypass sqlx's per-statement hops.
     fn hot_writer(&self) -> Option<&super::sqlite_hot::HotWriter> {
         self.hot.as_deref()

@@ -1,0 +1,413 @@
+//! PostgreSQL's hot writes as fixed-text statements over arrays (`unnest`).
+//!
+//! The shared sqlx code writes a batch as a multi-row `VALUES` list, whose text changes
+//! with the batch size: PostgreSQL parses and plans every such statement afresh, and at
+//! a few thousand messages a second that planning was most of the server's CPU. These
+//! statements bind one array per column instead, so each is prepared once per
+//! connection and its plan reused. SQLite has no arrays; its store answers `None` to
+//! the same hooks and keeps the `VALUES` lists (its hot writer prepares per row anyway).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::PgStore;
+use crate::domain::TenantId;
+use crate::store::StoreResult;
+use crate::store::messages::*;
+
+const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
+    provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
+    customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
+    received_at) \
+    SELECT t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me::jsonb, cx, ra::jsonb, ts, rc \
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+    $14::text[], $15::text[], $16::int8[], $17::timestamptz[]) \
+    AS v (t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me, cx, ra, ts, rc) \
+    ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
+
+const UPSERT_CONTACTS: &str = "INSERT INTO contacts (tenant_id, channel, customer_id, phone, \
+    user_id, name, first_seen_at, last_inbound_at) \
+    SELECT t, ch, cu, ph, us, na, rc, rc \
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::timestamptz[]) AS v (t, ch, cu, ph, us, na, rc) \
+    ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+    phone = COALESCE(excluded.phone, contacts.phone), \
+    user_id = COALESCE(excluded.user_id, contacts.user_id), \
+    name = COALESCE(excluded.name, contacts.name), \
+    last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)";
+
+const UPSERT_CONVERSATIONS: &str = "INSERT INTO conversations (tenant_id, id, channel, \
+    customer_id, started_at, last_message_at) \
+    SELECT t, i, ch, cu, rc, rc \
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
+    AS v (t, i, ch, cu, rc) \
+    ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+    last_message_at = excluded.last_message_at \
+    RETURNING tenant_id, channel, customer_id, id";
+
+const INSERT_DECISIONS: &str = "INSERT INTO decisions (tenant_id, id, inbound_message_id, \
+    conversation_id, reason, faq_id, score, detail, created_at) \
+    SELECT t, i, m, c, r, f, s, d::jsonb, $9 \
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
+    $7::float8[], $8::text[]) AS v (t, i, m, c, r, f, s, d)";
+
+const INSERT_OUTBOUND: &str = "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, \
+    conversation_id, inbound_message_id, channel, provider_account_id, recipient, \
+    recipient_is_user_id, body, faq_id, mark_read_message_id, next_attempt_at, created_at, \
+    updated_at, purpose, customer_id, window_closes_at) \
+    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $16, $16, p, cu, w \
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], \
+    $7::text[], $8::text[], $9::bool[], $10::text[], $11::uuid[], $12::text[], \
+    $13::timestamptz[], $14::text[], $15::text[], $17::timestamptz[]) \
+    AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w) \
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING";
+
+const MARK_INBOUND_DONE: &str = "UPDATE inbound_messages AS m SET state = 'done', \
+    claimed_until = NULL, processed_at = $5, conversation_id = v.c, \
+    body = CASE WHEN v.keep THEN m.body ELSE NULL END, \
+    raw = CASE WHEN v.keep THEN m.raw ELSE '{\"redacted\":true}' END \
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[]) AS v (t, i, c, keep) \
+    WHERE m.tenant_id = v.t AND m.id = v.i";
+
+const COUNT_INBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, inbound, \
+    faq_answers, llm_calls, tokens_in, tokens_out) \
+    SELECT t, $7, n, f, l, ti, tout \
+    FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
+    AS v (t, n, f, l, ti, tout) \
+    ON CONFLICT (tenant_id, day) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+    faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
+    llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
+    tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
+    tokens_out = usage_daily.tokens_out + excluded.tokens_out";
+
+const MARK_SENT: &str = "UPDATE outbound_messages AS o SET state = 'sent', claimed_until = NULL, \
+    sent_at = $4, updated_at = $4, provider_message_id = v.p, \
+    delivery_status = CASE WHEN o.delivery_status = 'queued' THEN 'sent' ELSE o.delivery_status END \
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v (t, i, p) \
+    WHERE o.tenant_id = v.t AND o.id = v.i";
+
+const EARLY_STATUSES: &str = "SELECT s.tenant_id, s.provider_message_id, s.status, s.error_code \
+    FROM message_statuses s JOIN unnest($1::uuid[], $2::text[]) AS v (t, p) \
+    ON s.tenant_id = v.t AND s.provider_message_id = v.p";
+
+const COUNT_OUTBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, outbound) \
+    SELECT t, $3, n FROM unnest($1::uuid[], $2::int8[]) AS v (t, n) \
+    ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
+
+/// One column of a batch, for an array parameter.
+fn column<'a, T, V>(items: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
+    items.iter().map(f).collect()
+}
+
+/// A JSON value as text, for a `::jsonb` cast on the server.
+fn json_text<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| crate::store::StoreError::Other(e.to_string()))
+}
+
+impl PgStore {
+    /// Inserts a webhook's messages; the number that were new.
+    pub(super) async fn insert_inbound_arrays(
+        conn: &mut PgConnection,
+        rows: &[InboundRecord],
+    ) -> Option<StoreResult<usize>> {
+        Some(insert_inbound(conn, rows).await)
+    }
+
+    /// All of a batch of turns, in one transaction.
+    pub(super) async fn complete_inbound_arrays(
+        &self,
+        turns: &[TurnRecord],
+        now: DateTime<Utc>,
+    ) -> Option<StoreResult<()>> {
+        Some(self.complete(turns, now).await)
+    }
+
+    /// Records the sent messages among `results`: state, provider id, any status that
+    /// arrived before the id was known, and the day's usage.
+    pub(super) async fn mark_sent_arrays(
+        conn: &mut PgConnection,
+        results: &[SendResult],
+        now: DateTime<Utc>,
+    ) -> Option<StoreResult<()>> {
+        Some(mark_sent(conn, results, now).await)
+    }
+
+    async fn complete(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
+        if turns.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_pool().begin().await?;
+        // A batch holds one message per customer (see claim_inbound), but dedupe anyway:
+        // an upsert may not touch one row twice in a statement.
+        let mut seen = HashSet::new();
+        let unique: Vec<&TurnRecord> = turns
+            .iter()
+            .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
+            .collect();
+        let tenants: Vec<Uuid> = unique.iter().map(|t| t.tenant_id.0).collect();
+        let channels: Vec<&str> = unique.iter().map(|t| t.channel.as_str()).collect();
+        let customers: Vec<&str> = unique.iter().map(|t| t.customer_id.as_str()).collect();
+        let received: Vec<DateTime<Utc>> = unique.iter().map(|t| t.received_at).collect();
+        sqlx::query(UPSERT_CONTACTS)
+            .bind(&tenants)
+            .bind(&channels)
+            .bind(&customers)
+            .bind(
+                unique
+                    .iter()
+                    .map(|t| t.customer_phone.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                unique
+                    .iter()
+                    .map(|t| t.customer_user_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                unique
+                    .iter()
+                    .map(|t| t.customer_name.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(&received)
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(Uuid, String, String, Uuid)> = sqlx::query_as(UPSERT_CONVERSATIONS)
+            .bind(&tenants)
+            .bind(unique.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+            .bind(&channels)
+            .bind(&customers)
+            .bind(&received)
+            .fetch_all(&mut *tx)
+            .await?;
+        let conversations: HashMap<(Uuid, String, String), Uuid> = rows
+            .into_iter()
+            .map(|(tenant, channel, customer, id)| ((tenant, channel, customer), id))
+            .collect();
+        let conv = |t: &TurnRecord| {
+            conversations
+                .get(&(
+                    t.tenant_id.0,
+                    t.channel.as_str().to_string(),
+                    t.customer_id.clone(),
+                ))
+                .copied()
+        };
+
+        let decided: Vec<(&TurnRecord, &DecisionRecord)> = turns
+            .iter()
+            .filter_map(|t| t.decision.as_ref().map(|d| (t, d)))
+            .collect();
+        if !decided.is_empty() {
+            let details = decided
+                .iter()
+                .map(|(_, d)| d.detail.as_ref().map(json_text).transpose())
+                .collect::<StoreResult<Vec<_>>>()?;
+            sqlx::query(INSERT_DECISIONS)
+                .bind(
+                    decided
+                        .iter()
+                        .map(|(t, _)| t.tenant_id.0)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(decided.iter().map(|(_, d)| d.id).collect::<Vec<_>>())
+                .bind(
+                    decided
+                        .iter()
+                        .map(|(t, _)| t.inbound_id)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(decided.iter().map(|(t, _)| conv(t)).collect::<Vec<_>>())
+                .bind(
+                    decided
+                        .iter()
+                        .map(|(_, d)| d.reason.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(decided.iter().map(|(_, d)| d.faq_id).collect::<Vec<_>>())
+                .bind(decided.iter().map(|(_, d)| d.score).collect::<Vec<_>>())
+                .bind(details)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        let replies: Vec<(&TurnRecord, &OutboundRecord)> = turns
+            .iter()
+            .flat_map(|t| t.replies.iter().map(move |o| (t, o)))
+            .collect();
+        if !replies.is_empty() {
+            sqlx::query(INSERT_OUTBOUND)
+                .bind(
+                    replies
+                        .iter()
+                        .map(|(t, _)| t.tenant_id.0)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(replies.iter().map(|(_, o)| o.id).collect::<Vec<_>>())
+                .bind(column(&replies, |(_, o)| o.idempotency_key.as_str()))
+                .bind(replies.iter().map(|(t, _)| conv(t)).collect::<Vec<_>>())
+                .bind(
+                    replies
+                        .iter()
+                        .map(|(t, _)| t.inbound_id)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(column(&replies, |(t, _)| t.channel.as_str()))
+                .bind(column(&replies, |(_, o)| o.provider_account_id.as_str()))
+                .bind(column(&replies, |(_, o)| o.recipient.as_str()))
+                .bind(
+                    replies
+                        .iter()
+                        .map(|(_, o)| o.recipient_is_user_id)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(column(&replies, |(_, o)| o.body.as_str()))
+                .bind(replies.iter().map(|(_, o)| o.faq_id).collect::<Vec<_>>())
+                .bind(column(&replies, |(_, o)| o.mark_read_message_id.as_deref()))
+                .bind(
+                    replies
+                        .iter()
+                        .map(|(_, o)| o.next_attempt_at)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(column(&replies, |(_, o)| o.purpose))
+                .bind(column(&replies, |(_, o)| o.customer_id.as_str()))
+                .bind(now)
+                .bind(
+                    replies
+                        .iter()
+                        .map(|(_, o)| o.window_closes_at)
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
+        sqlx::query(MARK_INBOUND_DONE)
+            .bind(turns.iter().map(|t| t.tenant_id.0).collect::<Vec<_>>())
+            .bind(turns.iter().map(|t| t.inbound_id).collect::<Vec<_>>())
+            .bind(turns.iter().map(conv).collect::<Vec<_>>())
+            .bind(turns.iter().map(|t| t.keep_text).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+
+        // Last before the commit: the usage rows are shared by every batch of a tenant,
+        // so their row locks are held as briefly as possible (taken in tenant order).
+        let mut usage: BTreeMap<Uuid, UsageDelta> = BTreeMap::new();
+        for t in turns {
+            let u = usage.entry(t.tenant_id.0).or_default();
+            u.inbound += t.usage.inbound;
+            u.faq_answers += t.usage.faq_answers;
+            u.llm_calls += t.usage.llm_calls;
+            u.tokens_in += t.usage.tokens_in;
+            u.tokens_out += t.usage.tokens_out;
+        }
+        sqlx::query(COUNT_INBOUND_USAGE)
+            .bind(usage.keys().copied().collect::<Vec<_>>())
+            .bind(usage.values().map(|u| u.inbound).collect::<Vec<_>>())
+            .bind(usage.values().map(|u| u.faq_answers).collect::<Vec<_>>())
+            .bind(usage.values().map(|u| u.llm_calls).collect::<Vec<_>>())
+            .bind(usage.values().map(|u| u.tokens_in).collect::<Vec<_>>())
+            .bind(usage.values().map(|u| u.tokens_out).collect::<Vec<_>>())
+            .bind(now.date_naive())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_inbound(conn: &mut PgConnection, rows: &[InboundRecord]) -> StoreResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let media = rows
+        .iter()
+        .map(|r| r.message.media.as_ref().map(json_text).transpose())
+        .collect::<StoreResult<Vec<_>>>()?;
+    let raw = rows
+        .iter()
+        .map(|r| {
+            raw_worth_keeping(&r.message)
+                .then(|| json_text(&r.message.raw))
+                .transpose()
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let done = sqlx::query(INSERT_INBOUND)
+        .bind(rows.iter().map(|r| r.tenant_id.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(column(rows, |r| r.channel.as_str()))
+        .bind(column(rows, |r| r.message.provider_message_id.as_str()))
+        .bind(column(rows, |r| r.message.provider_account_id.as_str()))
+        .bind(column(rows, |r| r.message.customer_id.as_str()))
+        .bind(column(rows, |r| r.message.customer_phone.as_deref()))
+        .bind(column(rows, |r| r.message.customer_user_id.as_deref()))
+        .bind(column(rows, |r| r.message.customer_name.as_deref()))
+        .bind(column(rows, |r| r.message.kind.as_str()))
+        .bind(column(rows, |r| r.message.text.as_deref()))
+        .bind(column(rows, |r| r.message.reply_id.as_deref()))
+        .bind(media)
+        .bind(column(rows, |r| r.message.context_message_id.as_deref()))
+        .bind(raw)
+        .bind(rows.iter().map(|r| r.message.timestamp).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() as usize)
+}
+
+async fn mark_sent(
+    conn: &mut PgConnection,
+    results: &[SendResult],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sent: Vec<(&SendResult, &str)> = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            SendOutcome::Sent {
+                provider_message_id,
+            } => Some((r, provider_message_id.as_str())),
+            _ => None,
+        })
+        .collect();
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<Uuid> = sent.iter().map(|(r, _)| r.tenant_id.0).collect();
+    let ids: Vec<&str> = sent.iter().map(|(_, id)| *id).collect();
+    sqlx::query(MARK_SENT)
+        .bind(&tenants)
+        .bind(sent.iter().map(|(r, _)| r.id).collect::<Vec<_>>())
+        .bind(&ids)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    // Statuses that arrived before we learnt the ids.
+    let early: Vec<(Uuid, String, String, Option<i64>)> = sqlx::query_as(EARLY_STATUSES)
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (tenant, id, status, code) in early {
+        PgStore::advance_delivery(conn, TenantId(tenant), &id, &status, code, now).await?;
+    }
+    let mut per_tenant: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for t in tenants {
+        *per_tenant.entry(t).or_default() += 1;
+    }
+    sqlx::query(COUNT_OUTBOUND_USAGE)
+        .bind(per_tenant.keys().copied().collect::<Vec<_>>())
+        .bind(per_tenant.values().copied().collect::<Vec<_>>())
+        .bind(now.date_naive())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
