@@ -104,7 +104,7 @@ pub struct Config {
     /// How long a busy worker waits between two batches so that the next batch, and so
     /// the next transaction, carries more messages (0: never wait).
     pub batch_linger: Duration,
-    /// Inbox (pipeline) and outbox (sender) loops per process.
+    /// Inbox (pipeline) and outbox (sender) batches in work at once per process.
     pub worker_tasks: usize,
     /// Nice value asked for the SQLite writer thread (Linux; 0 leaves it alone).
     pub sqlite_writer_nice: i32,
@@ -223,7 +223,7 @@ impl Config {
         if batch_linger > Duration::from_secs(1) {
             bail!("PARLEY_BATCH_LINGER_MS must be at most 1000 (milliseconds)");
         }
-        // PostgreSQL's loops wait on round trips, SQLite's on one writer: more help there.
+        // PostgreSQL's batches wait on round trips, SQLite's on one writer: more help there.
         let worker_tasks: usize = number(
             "PARLEY_WORKER_TASKS",
             if database_url.is_postgres() { 4 } else { 2 },

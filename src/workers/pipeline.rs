@@ -26,12 +26,23 @@ type ConvKey = (TenantId, Channel, String);
 
 /// Claims and processes one batch; returns how many messages it handled.
 pub async fn process_once(state: &AppState) -> Result<usize, StoreError> {
+    let claimed = claim(state).await?;
+    process(state, claimed).await
+}
+
+/// Leases up to `BATCH` inbound messages: each its customer's oldest pending one.
+pub async fn claim(state: &AppState) -> Result<Vec<ClaimedInbound>, StoreError> {
     let now = state.clock.now();
     let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
-    let claimed = state.store.claim_inbound(BATCH, now, lease).await?;
+    state.store.claim_inbound(BATCH, now, lease).await
+}
+
+/// Decides a claimed batch and writes its turns; returns how many messages it handled.
+pub async fn process(state: &AppState, claimed: Vec<ClaimedInbound>) -> Result<usize, StoreError> {
     if claimed.is_empty() {
         return Ok(0);
     }
+    let now = state.clock.now();
     let keys: Vec<ConvKey> = claimed
         .iter()
         .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone()))

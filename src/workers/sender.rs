@@ -23,9 +23,22 @@ const IN_FLIGHT: usize = 128;
 
 /// Claims, sends and records one batch; returns how many messages it handled.
 pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let claimed = claim(state).await?;
+    send(state, claimed).await
+}
+
+/// Leases up to `BATCH` due messages: each its customer's oldest pending one.
+pub async fn claim(state: &AppState) -> Result<Vec<ClaimedOutbound>, crate::store::StoreError> {
     let now = state.clock.now();
     let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
-    let claimed = state.store.claim_outbound(BATCH, now, lease).await?;
+    state.store.claim_outbound(BATCH, now, lease).await
+}
+
+/// Sends a claimed batch and records the outcomes; returns how many it handled.
+pub async fn send(
+    state: &AppState,
+    claimed: Vec<ClaimedOutbound>,
+) -> Result<usize, crate::store::StoreError> {
     if claimed.is_empty() {
         return Ok(0);
     }
