@@ -57,6 +57,23 @@ fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
     !phrase.is_empty() && haystack.windows(phrase.len()).any(|w| w == phrase)
 }
 
+/// The default categories' phrases, stemmed once: every message is checked against
+/// them, and stemming them per message was ~3 % of the server's CPU under load.
+fn keyword_stems(category: &str) -> &'static [Vec<String>] {
+    /// Each default category with its phrases, each phrase as its stems.
+    type Stemmed = Vec<(&'static str, Vec<Vec<String>>)>;
+    static STEMMED: std::sync::LazyLock<Stemmed> = std::sync::LazyLock::new(|| {
+        ["refund", "complaint", "emergency"]
+            .into_iter()
+            .map(|c| (c, keywords(c).iter().map(|k| stems(k)).collect()))
+            .collect()
+    });
+    STEMMED
+        .iter()
+        .find(|(c, _)| *c == category)
+        .map_or(&[], |(_, phrases)| phrases.as_slice())
+}
+
 /// The first of `categories` (in the tenant's order) that `text` names, if any.
 pub fn detect<'a>(text: &str, categories: &'a [String]) -> Option<&'a str> {
     let said = stems(text);
@@ -64,9 +81,10 @@ pub fn detect<'a>(text: &str, categories: &'a [String]) -> Option<&'a str> {
         return None;
     }
     categories.iter().map(String::as_str).find(|cat| {
-        let own = std::iter::once(*cat);
-        own.chain(keywords(cat).iter().copied())
-            .any(|k| contains_phrase(&said, &stems(k)))
+        contains_phrase(&said, &stems(cat))
+            || keyword_stems(cat)
+                .iter()
+                .any(|phrase| contains_phrase(&said, phrase))
     })
 }
 
