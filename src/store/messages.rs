@@ -343,14 +343,12 @@ pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account
 /// parameter.
 pub(super) fn claim_inbound_sql(limit: i64, lock: &str) -> String {
     let limit = limit.clamp(1, 10_000);
-    format!(
-        "UPDATE inbound_messages SET claimed_until = $1, attempts = attempts + 1 \
-         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM inbound_messages m \
-         WHERE m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
-         AND m.id = (SELECT o.id FROM inbound_messages o WHERE o.tenant_id = m.tenant_id \
-         AND o.channel = m.channel AND o.customer_id = m.customer_id \
-         AND o.state = 'pending' ORDER BY o.id LIMIT 1) \
-         ORDER BY m.id LIMIT {limit}{lock}) RETURNING {INBOUND_COLS}"
+    claim_sql(
+        "inbound_messages",
+        "m.state = 'pending' AND (m.claimed_until IS NULL OR m.claimed_until < $2)",
+        &format!("ORDER BY m.id LIMIT {limit}"),
+        lock,
+        INBOUND_COLS,
     )
 }
 
@@ -359,15 +357,39 @@ pub(super) fn claim_inbound_sql(limit: i64, lock: &str) -> String {
 /// order, one at a time.
 pub(super) fn claim_outbound_sql(limit: i64, lock: &str) -> String {
     let limit = limit.clamp(1, 10_000);
+    claim_sql(
+        "outbound_messages",
+        "m.state = 'pending' AND m.next_attempt_at <= $2 \
+         AND (m.claimed_until IS NULL OR m.claimed_until < $2)",
+        &format!("ORDER BY m.next_attempt_at LIMIT {limit}"),
+        lock,
+        OUTBOUND_COLS,
+    )
+}
+
+/// A claim on `table`: the rows the sub-select picks (and, on PostgreSQL, locks), each
+/// its customer's oldest pending one, get the lease. PostgreSQL updates them by their
+/// physical address (`ctid`, stable while the sub-select holds their row locks): a
+/// plain `(tenant_id, id) IN` join left the choice of index to the plan cached for the
+/// statement, which on stale statistics walked a whole tenant's rows through another
+/// index for every claimed row.
+fn claim_sql(table: &str, due: &str, order: &str, lock: &str, cols: &str) -> String {
+    let pick = |key: &str| {
+        format!(
+            "SELECT {key} FROM {table} m WHERE {due} \
+             AND m.id = (SELECT o.id FROM {table} o WHERE o.tenant_id = m.tenant_id \
+             AND o.channel = m.channel AND o.customer_id = m.customer_id \
+             AND o.state = 'pending' ORDER BY o.id LIMIT 1) {order}{lock}"
+        )
+    };
+    let target = if lock.is_empty() {
+        format!("(tenant_id, id) IN ({})", pick("m.tenant_id, m.id"))
+    } else {
+        format!("ctid = ANY(ARRAY({}))", pick("m.ctid"))
+    };
     format!(
-        "UPDATE outbound_messages SET claimed_until = $1, attempts = attempts + 1 \
-         WHERE (tenant_id, id) IN (SELECT m.tenant_id, m.id FROM outbound_messages m \
-         WHERE m.state = 'pending' AND m.next_attempt_at <= $2 \
-         AND (m.claimed_until IS NULL OR m.claimed_until < $2) \
-         AND m.id = (SELECT o.id FROM outbound_messages o WHERE o.tenant_id = m.tenant_id \
-         AND o.channel = m.channel AND o.customer_id = m.customer_id \
-         AND o.state = 'pending' ORDER BY o.id LIMIT 1) \
-         ORDER BY m.next_attempt_at LIMIT {limit}{lock}) RETURNING {OUTBOUND_COLS}"
+        "UPDATE {table} SET claimed_until = $1, attempts = attempts + 1 WHERE {target} \
+         RETURNING {cols}"
     )
 }
 
