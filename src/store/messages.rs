@@ -113,6 +113,32 @@ pub struct UsageDelta {
     pub tokens_out: i64,
 }
 
+/// A batch's turns summed into each tenant's usage, in tenant order (the order the
+/// shared usage rows are locked in).
+pub fn usage_per_tenant(turns: &[TurnRecord]) -> std::collections::BTreeMap<TenantId, UsageDelta> {
+    let mut usage: std::collections::BTreeMap<TenantId, UsageDelta> = Default::default();
+    for t in turns {
+        let u = usage.entry(t.tenant_id).or_default();
+        u.inbound += t.usage.inbound;
+        u.faq_answers += t.usage.faq_answers;
+        u.llm_calls += t.usage.llm_calls;
+        u.tokens_in += t.usage.tokens_in;
+        u.tokens_out += t.usage.tokens_out;
+    }
+    usage
+}
+
+/// How many of `results` were sent, per tenant, in tenant order.
+pub fn sent_per_tenant(results: &[SendResult]) -> std::collections::BTreeMap<TenantId, i64> {
+    let mut sent: std::collections::BTreeMap<TenantId, i64> = Default::default();
+    for r in results {
+        if matches!(r.outcome, SendOutcome::Sent { .. }) {
+            *sent.entry(r.tenant_id).or_default() += 1;
+        }
+    }
+    sent
+}
+
 /// Everything one processed inbound message writes, in one transaction with the rest
 /// of its batch.
 #[derive(Clone, Debug)]
@@ -880,22 +906,13 @@ macro_rules! impl_message_store {
             /// usage rows are shared by every batch of a tenant, so their row locks are
             /// held as briefly as possible.
             async fn count_inbound_usage(conn: &mut $conn, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
-                let mut usage: std::collections::BTreeMap<Uuid, UsageDelta> = std::collections::BTreeMap::new();
-                for t in turns {
-                    let u = usage.entry(t.tenant_id.0).or_default();
-                    u.inbound += t.usage.inbound;
-                    u.faq_answers += t.usage.faq_answers;
-                    u.llm_calls += t.usage.llm_calls;
-                    u.tokens_in += t.usage.tokens_in;
-                    u.tokens_out += t.usage.tokens_out;
-                }
-                let usage: Vec<(Uuid, UsageDelta)> = usage.into_iter().collect();
+                let usage: Vec<(TenantId, UsageDelta)> = usage_per_tenant(turns).into_iter().collect();
                 for chunk in usage.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO usage_daily (tenant_id, day, inbound, faq_answers, llm_calls, tokens_in, tokens_out) ",
                     );
                     qb.push_values(chunk, |mut b, (tenant, u)| {
-                        b.push_bind(*tenant)
+                        b.push_bind(tenant.0)
                             .push_bind(now.date_naive())
                             .push_bind(u.inbound)
                             .push_bind(u.faq_answers)
@@ -917,17 +934,11 @@ macro_rules! impl_message_store {
 
             /// Counts sent messages into the day's usage.
             async fn count_outbound(conn: &mut $conn, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
-                let mut per_tenant: std::collections::BTreeMap<Uuid, i64> = std::collections::BTreeMap::new();
-                for r in results {
-                    if matches!(r.outcome, SendOutcome::Sent { .. }) {
-                        *per_tenant.entry(r.tenant_id.0).or_default() += 1;
-                    }
-                }
-                let rows: Vec<(Uuid, i64)> = per_tenant.into_iter().collect();
+                let rows: Vec<(TenantId, i64)> = sent_per_tenant(results).into_iter().collect();
                 for chunk in rows.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new("INSERT INTO usage_daily (tenant_id, day, outbound) ");
                     qb.push_values(chunk, |mut b, (tenant, n)| {
-                        b.push_bind(*tenant).push_bind(now.date_naive()).push_bind(*n);
+                        b.push_bind(tenant.0).push_bind(now.date_naive()).push_bind(*n);
                     });
                     qb.push(" ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound");
                     qb.build().execute(&mut *conn).await?;

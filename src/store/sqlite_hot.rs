@@ -17,7 +17,7 @@
 //! through sqlx's writer; the two connections meet only in SQLite's busy timeout, and
 //! those writes are rare.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::path::Path;
@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use super::messages::{
     ClaimedInbound, ClaimedOutbound, Handoff, InboundRecord, RANK_SQL, SendOutcome, SendResult,
-    StatusRecord, TurnRecord, UsageDelta, claim_inbound_sql, claim_outbound_sql, delivery_rank,
-    raw_worth_keeping,
+    StatusRecord, TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank,
+    raw_worth_keeping, sent_per_tenant, usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
@@ -632,15 +632,7 @@ fn complete(
             t.keep_text,
         ])?;
     }
-    let mut usage: BTreeMap<TenantId, UsageDelta> = BTreeMap::new();
-    for t in turns {
-        let u = usage.entry(t.tenant_id).or_default();
-        u.inbound += t.usage.inbound;
-        u.faq_answers += t.usage.faq_answers;
-        u.llm_calls += t.usage.llm_calls;
-        u.tokens_in += t.usage.tokens_in;
-        u.tokens_out += t.usage.tokens_out;
-    }
+    let usage = usage_per_tenant(turns);
     let day = now.date_naive().format("%F").to_string();
     for (tenant, u) in usage {
         tx.prepare_cached(
@@ -751,7 +743,6 @@ fn record_results(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
     let at = ts(now);
-    let mut sent_per_tenant: BTreeMap<TenantId, i64> = BTreeMap::new();
     let mut sent = tx.prepare_cached(
         "UPDATE outbound_messages SET state = 'sent', claimed_until = NULL, sent_at = ?3, \
          updated_at = ?3, provider_message_id = ?4, \
@@ -768,7 +759,6 @@ fn record_results(
             SendOutcome::Sent {
                 provider_message_id,
             } => {
-                *sent_per_tenant.entry(r.tenant_id).or_default() += 1;
                 sent.execute(rusqlite::params![
                     tenant,
                     id(&r.id),
@@ -834,7 +824,7 @@ fn record_results(
         }
     }
     let day = now.date_naive().format("%F").to_string();
-    for (tenant, n) in sent_per_tenant {
+    for (tenant, n) in sent_per_tenant(results) {
         tx.prepare_cached(
             "INSERT INTO usage_daily (tenant_id, day, outbound) VALUES (?1, ?2, ?3) \
              ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound",

@@ -7,7 +7,7 @@
 //! connection and its plan reused. SQLite has no arrays; its store answers `None` to
 //! the same hooks and keeps the `VALUES` lists (its hot writer prepares per row anyway).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -301,17 +301,9 @@ impl PgStore {
 
         // Last before the commit: the usage rows are shared by every batch of a tenant,
         // so their row locks are held as briefly as possible (taken in tenant order).
-        let mut usage: BTreeMap<Uuid, UsageDelta> = BTreeMap::new();
-        for t in turns {
-            let u = usage.entry(t.tenant_id.0).or_default();
-            u.inbound += t.usage.inbound;
-            u.faq_answers += t.usage.faq_answers;
-            u.llm_calls += t.usage.llm_calls;
-            u.tokens_in += t.usage.tokens_in;
-            u.tokens_out += t.usage.tokens_out;
-        }
+        let usage = usage_per_tenant(turns);
         sqlx::query(COUNT_INBOUND_USAGE)
-            .bind(usage.keys().copied().collect::<Vec<_>>())
+            .bind(usage.keys().map(|t| t.0).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.inbound).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.faq_answers).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.llm_calls).collect::<Vec<_>>())
@@ -399,12 +391,9 @@ async fn mark_sent(
     for (tenant, id, status, code) in early {
         PgStore::advance_delivery(conn, TenantId(tenant), &id, &status, code, now).await?;
     }
-    let mut per_tenant: BTreeMap<Uuid, i64> = BTreeMap::new();
-    for t in tenants {
-        *per_tenant.entry(t).or_default() += 1;
-    }
+    let per_tenant = sent_per_tenant(results);
     sqlx::query(COUNT_OUTBOUND_USAGE)
-        .bind(per_tenant.keys().copied().collect::<Vec<_>>())
+        .bind(per_tenant.keys().map(|t| t.0).collect::<Vec<_>>())
         .bind(per_tenant.values().copied().collect::<Vec<_>>())
         .bind(now.date_naive())
         .execute(&mut *conn)
