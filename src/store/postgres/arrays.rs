@@ -156,30 +156,15 @@ impl PgStore {
             .bind(&tenants)
             .bind(&channels)
             .bind(&customers)
-            .bind(
-                unique
-                    .iter()
-                    .map(|t| t.customer_phone.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                unique
-                    .iter()
-                    .map(|t| t.customer_user_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                unique
-                    .iter()
-                    .map(|t| t.customer_name.as_deref())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(column(&unique, |t| t.customer_phone.as_deref()))
+            .bind(column(&unique, |t| t.customer_user_id.as_deref()))
+            .bind(column(&unique, |t| t.customer_name.as_deref()))
             .bind(&received)
             .execute(&mut *tx)
             .await?;
         let rows: Vec<(Uuid, String, String, Uuid)> = sqlx::query_as(UPSERT_CONVERSATIONS)
             .bind(&tenants)
-            .bind(unique.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+            .bind(column(&unique, |_| Uuid::now_v7()))
             .bind(&channels)
             .bind(&customers)
             .bind(&received)
@@ -209,28 +194,13 @@ impl PgStore {
                 .map(|(_, d)| d.detail.as_ref().map(json_text).transpose())
                 .collect::<StoreResult<Vec<_>>>()?;
             sqlx::query(INSERT_DECISIONS)
-                .bind(
-                    decided
-                        .iter()
-                        .map(|(t, _)| t.tenant_id.0)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(decided.iter().map(|(_, d)| d.id).collect::<Vec<_>>())
-                .bind(
-                    decided
-                        .iter()
-                        .map(|(t, _)| t.inbound_id)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(decided.iter().map(|(t, _)| conv(t)).collect::<Vec<_>>())
-                .bind(
-                    decided
-                        .iter()
-                        .map(|(_, d)| d.reason.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(decided.iter().map(|(_, d)| d.faq_id).collect::<Vec<_>>())
-                .bind(decided.iter().map(|(_, d)| d.score).collect::<Vec<_>>())
+                .bind(column(&decided, |(t, _)| t.tenant_id.0))
+                .bind(column(&decided, |(_, d)| d.id))
+                .bind(column(&decided, |(t, _)| t.inbound_id))
+                .bind(column(&decided, |(t, _)| conv(t)))
+                .bind(column(&decided, |(_, d)| d.reason.as_str()))
+                .bind(column(&decided, |(_, d)| d.faq_id))
+                .bind(column(&decided, |(_, d)| d.score))
                 .bind(details)
                 .bind(now)
                 .execute(&mut *tx)
@@ -243,58 +213,33 @@ impl PgStore {
             .collect();
         if !replies.is_empty() {
             sqlx::query(INSERT_OUTBOUND)
-                .bind(
-                    replies
-                        .iter()
-                        .map(|(t, _)| t.tenant_id.0)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(replies.iter().map(|(_, o)| o.id).collect::<Vec<_>>())
+                .bind(column(&replies, |(t, _)| t.tenant_id.0))
+                .bind(column(&replies, |(_, o)| o.id))
                 .bind(column(&replies, |(_, o)| o.idempotency_key.as_str()))
-                .bind(replies.iter().map(|(t, _)| conv(t)).collect::<Vec<_>>())
-                .bind(
-                    replies
-                        .iter()
-                        .map(|(t, _)| t.inbound_id)
-                        .collect::<Vec<_>>(),
-                )
+                .bind(column(&replies, |(t, _)| conv(t)))
+                .bind(column(&replies, |(t, _)| t.inbound_id))
                 .bind(column(&replies, |(t, _)| t.channel.as_str()))
                 .bind(column(&replies, |(_, o)| o.provider_account_id.as_str()))
                 .bind(column(&replies, |(_, o)| o.recipient.as_str()))
-                .bind(
-                    replies
-                        .iter()
-                        .map(|(_, o)| o.recipient_is_user_id)
-                        .collect::<Vec<_>>(),
-                )
+                .bind(column(&replies, |(_, o)| o.recipient_is_user_id))
                 .bind(column(&replies, |(_, o)| o.body.as_str()))
-                .bind(replies.iter().map(|(_, o)| o.faq_id).collect::<Vec<_>>())
+                .bind(column(&replies, |(_, o)| o.faq_id))
                 .bind(column(&replies, |(_, o)| o.mark_read_message_id.as_deref()))
-                .bind(
-                    replies
-                        .iter()
-                        .map(|(_, o)| o.next_attempt_at)
-                        .collect::<Vec<_>>(),
-                )
+                .bind(column(&replies, |(_, o)| o.next_attempt_at))
                 .bind(column(&replies, |(_, o)| o.purpose))
                 .bind(column(&replies, |(_, o)| o.customer_id.as_str()))
                 .bind(now)
-                .bind(
-                    replies
-                        .iter()
-                        .map(|(_, o)| o.window_closes_at)
-                        .collect::<Vec<_>>(),
-                )
+                .bind(column(&replies, |(_, o)| o.window_closes_at))
                 .execute(&mut *tx)
                 .await?;
         }
 
         Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
         sqlx::query(MARK_INBOUND_DONE)
-            .bind(turns.iter().map(|t| t.tenant_id.0).collect::<Vec<_>>())
-            .bind(turns.iter().map(|t| t.inbound_id).collect::<Vec<_>>())
-            .bind(turns.iter().map(conv).collect::<Vec<_>>())
-            .bind(turns.iter().map(|t| t.keep_text).collect::<Vec<_>>())
+            .bind(column(turns, |t| t.tenant_id.0))
+            .bind(column(turns, |t| t.inbound_id))
+            .bind(column(turns, conv))
+            .bind(column(turns, |t| t.keep_text))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -334,8 +279,8 @@ async fn insert_inbound(conn: &mut PgConnection, rows: &[InboundRecord]) -> Stor
         })
         .collect::<StoreResult<Vec<_>>>()?;
     let done = sqlx::query(INSERT_INBOUND)
-        .bind(rows.iter().map(|r| r.tenant_id.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(column(rows, |r| r.tenant_id.0))
+        .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.channel.as_str()))
         .bind(column(rows, |r| r.message.provider_message_id.as_str()))
         .bind(column(rows, |r| r.message.provider_account_id.as_str()))
@@ -349,8 +294,8 @@ async fn insert_inbound(conn: &mut PgConnection, rows: &[InboundRecord]) -> Stor
         .bind(media)
         .bind(column(rows, |r| r.message.context_message_id.as_deref()))
         .bind(raw)
-        .bind(rows.iter().map(|r| r.message.timestamp).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind(column(rows, |r| r.message.timestamp))
+        .bind(column(rows, |r| r.received_at))
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() as usize)
@@ -377,7 +322,7 @@ async fn mark_sent(
     let ids: Vec<&str> = sent.iter().map(|(_, id)| *id).collect();
     sqlx::query(MARK_SENT)
         .bind(&tenants)
-        .bind(sent.iter().map(|(r, _)| r.id).collect::<Vec<_>>())
+        .bind(column(&sent, |(r, _)| r.id))
         .bind(&ids)
         .bind(now)
         .execute(&mut *conn)
