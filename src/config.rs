@@ -219,7 +219,7 @@ impl Config {
         };
         let cache_ttl = Duration::from_secs(number("PARLEY_CACHE_TTL_SECONDS", 30)?);
         let poll_interval = Duration::from_millis(number("PARLEY_POLL_INTERVAL_MS", 500)?.max(10));
-        let batch_linger = Duration::from_millis(number("PARLEY_BATCH_LINGER_MS", 3)?);
+        let batch_linger = Duration::from_millis(number("PARLEY_BATCH_LINGER_MS", 20)?);
         if batch_linger > Duration::from_secs(1) {
             bail!("PARLEY_BATCH_LINGER_MS must be at most 1000 (milliseconds)");
         }

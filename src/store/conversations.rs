@@ -318,7 +318,7 @@ macro_rules! impl_conversation_store {
                 &self,
                 keys: &[(TenantId, Channel, String)],
             ) -> StoreResult<Vec<((TenantId, Channel, String), ConversationState)>> {
-                if let Some(found) = self.find_conversations_by_arrays(keys).await {
+                if let Some(found) = self.find_conversations_fast(keys).await {
                     return found;
                 }
                 let mut out = Vec::with_capacity(keys.len());

@@ -168,7 +168,7 @@ impl PgStore {
     /// statement hashed the keys and scanned every conversation whenever the table's
     /// statistics were stale (~10 ms a lookup at 10,000 conversations, the server's
     /// costliest statement at 2400 msg/s).
-    async fn find_conversations_by_arrays(
+    async fn find_conversations_fast(
         &self,
         keys: &[(TenantId, Channel, String)],
     ) -> Option<StoreResult<Vec<((TenantId, Channel, String), ConversationState)>>> {

@@ -118,12 +118,15 @@ impl SqliteStore {
         }
     }
 
-    /// SQLite has no arrays: `find_conversations` uses its row-value list.
-    async fn find_conversations_by_arrays(
+    /// The pipeline's conversation lookup, on the message loop's own connection (one
+    /// prepared probe of the unique key per customer) rather than a sqlx reader: it
+    /// runs once per claimed batch, and sqlx's hop to a reader thread and back, with
+    /// the statement built afresh for every batch size, cost more than the lookups.
+    async fn find_conversations_fast(
         &self,
-        _keys: &[(TenantId, Channel, String)],
+        keys: &[(TenantId, Channel, String)],
     ) -> Option<StoreResult<Vec<((TenantId, Channel, String), ConversationState)>>> {
-        None
+        Some(self.hot.as_ref()?.find_conversations(keys).await)
     }
 
     /// SQLite has no arrays: the shared multi-row statements write these (see

@@ -24,10 +24,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction, TransactionBehavior};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
     ClaimedInbound, ClaimedOutbound, Handoff, InboundRecord, RANK_SQL, SendOutcome, SendResult,
     StatusRecord, TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank,
@@ -35,7 +38,7 @@ use super::messages::{
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
-use crate::domain::TenantId;
+use crate::domain::{Channel, TenantId};
 
 /// Work for the writer thread: runs with its connection (`None` once closed).
 type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
@@ -108,6 +111,68 @@ impl HotWriter {
         });
         self.jobs.send(job).map_err(|_| writer_gone())?;
         answered.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `f` on the writer's connection outside any transaction: reads that see
+    /// every committed write, without a reader's own thread hop.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let asked = std::time::Instant::now();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db: &mut Option<Connection>| {
+            let _timing = write_timing(op, asked, std::time::Instant::now());
+            let out = match db.as_ref() {
+                None => Err(StoreError::Unavailable("the store is closed".into())),
+                Some(db) => f(db).map_err(store_error),
+            };
+            let _ = answer.send(out);
+        });
+        self.jobs.send(job).map_err(|_| writer_gone())?;
+        answered.await.map_err(|_| writer_gone())?
+    }
+
+    /// The conversations of these customers (those that have one), as
+    /// `ConversationStore::find_conversations`: one probe of the unique key each.
+    pub async fn find_conversations(
+        &self,
+        keys: &[(TenantId, Channel, String)],
+    ) -> StoreResult<Vec<((TenantId, Channel, String), ConversationState)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = keys.to_vec();
+        self.read("find_conversations", move |db| {
+            let mut find = db.prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLS} FROM conversations c \
+                 WHERE c.tenant_id = ?1 AND c.channel = ?2 AND c.customer_id = ?3"
+            ))?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let found = find
+                    .query_row(
+                        rusqlite::params![id(&key.0.0), key.1.as_str(), key.2],
+                        |row| {
+                            Ok(ConversationState {
+                                id: uuid_at(row, 0)?,
+                                status: row.get(1)?,
+                                human_since: time_opt_at(row, 2)?,
+                                human_activity_at: time_opt_at(row, 3)?,
+                                handoff_reason: row.get(4)?,
+                                after_hours_notice_night: date_opt_at(row, 5)?,
+                            })
+                        },
+                    )
+                    .optional()?;
+                if let Some(state) = found {
+                    out.push((key, state));
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Sets the writer thread's nice value (Linux: a per-thread attribute). A negative
@@ -336,6 +401,27 @@ fn parse_time(text: &str, column: usize) -> rusqlite::Result<DateTime<Utc>> {
                 format!("not a time: {text:?}").into(),
             )
         })
+}
+
+fn time_opt_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    row.get::<_, Option<String>>(i)?
+        .map(|t| parse_time(&t, i))
+        .transpose()
+}
+
+/// A date as sqlx stores it in SQLite (`YYYY-MM-DD`).
+fn date_opt_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<chrono::NaiveDate>> {
+    row.get::<_, Option<String>>(i)?
+        .map(|t| {
+            chrono::NaiveDate::parse_from_str(&t, "%F").map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        })
+        .transpose()
 }
 
 fn json_at<T: serde::de::DeserializeOwned>(
