@@ -2,8 +2,9 @@
 //! task that stores everything that arrived meanwhile in a single transaction, then
 //! answers each request. Every request still gets its 200 only after its events are
 //! committed; under load, one commit serves many requests. While requests keep coming
-//! (the last batch held more than one), the batcher lingers `PARLEY_BATCH_LINGER_MS`
-//! before the next transaction, so each commit serves more of them: a commit writes
+//! (the last batch held more than one), the batcher lingers (`super::linger_after`:
+//! longer the more the last batch held, at most `PARLEY_BATCH_LINGER_MS`) before the
+//! next transaction, so each commit serves more of them: a commit writes
 //! every page it touched, and pages shared by many messages are then written once.
 
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub struct NotStored;
 
 impl Ingest {
     /// Starts the batcher; `writers` transactions may run at once (1 on SQLite); while
-    /// busy, it waits `linger` between batches.
+    /// busy, it waits up to `linger` between batches.
     pub fn spawn(
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
@@ -73,15 +74,15 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
 ) {
     let permits = Arc::new(Semaphore::new(writers));
-    let mut busy = false;
+    let mut wait = Duration::ZERO;
     loop {
         // Wait for a free writer first: whatever arrives meanwhile joins this batch.
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
         let Some(first) = rx.recv().await else { return };
-        if busy && !linger.is_zero() {
-            tokio::time::sleep(linger).await;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS {
@@ -90,9 +91,13 @@ async fn run(
                 Err(_) => break,
             }
         }
-        // A lone request after a quiet spell is stored at once; one that is part of a
-        // stream waits for company. A full batch means a backlog: no need to wait.
-        busy = jobs.len() > 1 && jobs.len() < MAX_JOBS;
+        // A lone request after a quiet spell is stored at once; a stream waits for
+        // company, the longer the larger its batches. A full batch means a backlog.
+        wait = if jobs.len() > 1 {
+            super::linger_after(jobs.len(), MAX_JOBS as i64, linger)
+        } else {
+            Duration::ZERO
+        };
         let store = store.clone();
         let wake = wake.clone();
         tokio::spawn(async move {
