@@ -85,13 +85,13 @@ impl HotWriter {
         Ok(Self { jobs })
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer thread; rolled back
-    /// if `f` fails. Whatever `f` needs it owns: the caller may stop waiting (a dropped
-    /// request), and the transaction then still completes or rolls back as a whole.
-    async fn write<T: Send + 'static>(
+    /// Runs `f` with the open connection on the writer thread, timed as `op`, and
+    /// returns its result. Whatever `f` needs it owns: the caller may stop waiting (a
+    /// dropped request) and `f` still runs to its end.
+    async fn run<T: Send + 'static>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
         let asked = std::time::Instant::now();
         let (answer, answered) = tokio::sync::oneshot::channel();
@@ -99,18 +99,29 @@ impl HotWriter {
             let _timing = write_timing(op, asked, std::time::Instant::now());
             let out = match db.as_mut() {
                 None => Err(StoreError::Unavailable("the store is closed".into())),
-                Some(db) => (|| {
-                    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let out = f(&tx)?;
-                    tx.commit()?;
-                    Ok(out)
-                })()
-                .map_err(store_error),
+                Some(db) => f(db).map_err(store_error),
             };
             let _ = answer.send(out);
         });
         self.jobs.send(job).map_err(|_| writer_gone())?;
         answered.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer thread; rolled back
+    /// if `f` fails, and then still completes or rolls back as a whole if the caller
+    /// stops waiting.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.run(op, move |db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Runs `f` on the writer's connection outside any transaction: reads that see
@@ -120,18 +131,7 @@ impl HotWriter {
         op: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let asked = std::time::Instant::now();
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |db: &mut Option<Connection>| {
-            let _timing = write_timing(op, asked, std::time::Instant::now());
-            let out = match db.as_ref() {
-                None => Err(StoreError::Unavailable("the store is closed".into())),
-                Some(db) => f(db).map_err(store_error),
-            };
-            let _ = answer.send(out);
-        });
-        self.jobs.send(job).map_err(|_| writer_gone())?;
-        answered.await.map_err(|_| writer_gone())?
+        self.run(op, move |db| f(db)).await
     }
 
     /// The conversations of these customers (those that have one), as
