@@ -403,6 +403,7 @@ fn parse_time(text: &str, column: usize) -> rusqlite::Result<DateTime<Utc>> {
         })
 }
 
+/// A time that may be NULL, as `time_at`.
 fn time_opt_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     row.get::<_, Option<String>>(i)?
         .map(|t| parse_time(&t, i))
@@ -474,10 +475,7 @@ fn outbound_row(row: &Row<'_>) -> rusqlite::Result<OutboundRow> {
         mark_read_message_id: row.get(7)?,
         attempts: row.get(8)?,
         purpose: row.get(9)?,
-        window_closes_at: row
-            .get::<_, Option<String>>(10)?
-            .map(|t| parse_time(&t, 10))
-            .transpose()?,
+        window_closes_at: time_opt_at(row, 10)?,
     })
 }
 
