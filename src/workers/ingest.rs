@@ -4,8 +4,8 @@
 //! committed; under load, one commit serves many requests. While requests keep coming
 //! (the last batch held more than one), the batcher lingers (`super::linger_after`:
 //! longer the more the last batch held, at most `PARLEY_BATCH_LINGER_MS`) before the
-//! next transaction, so each commit serves more of them: a commit writes
-//! every page it touched, and pages shared by many messages are then written once.
+//! next transaction, so each commit serves more of them: a commit writes every page it
+//! touched, and pages shared by many messages are then written once.
 
 use std::sync::Arc;
 use std::time::Duration;

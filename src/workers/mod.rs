@@ -101,10 +101,11 @@ struct Stage {
 ///
 /// After a batch that was neither empty nor full, it first waits (`linger_after`: half a
 /// millisecond per message of that batch, at most `PARLEY_BATCH_LINGER_MS`), so that
-/// while messages keep coming each transaction carries more of them. On SQLite, where every commit writes each page it touched to the
-/// write-ahead log, this took the writer from ~2 to ~12 messages a transaction at
-/// 3000 msg/s and the CPU per message down by a quarter (README, Benchmark). The first
-/// message after a quiet spell is taken at once. On `stop`, it waits for the batches in
+/// while messages keep coming each transaction carries more of them. On SQLite, where
+/// every commit writes each page it touched to the write-ahead log, this took the
+/// writer from ~2 to ~12 messages a transaction at 3000 msg/s and the CPU per message
+/// down by a quarter (README, Benchmark). The first message after a quiet spell is
+/// taken at once. On `stop`, it waits for the batches in
 /// work to be written.
 async fn staged_loop<T, C, CF, P, PF>(
     stage: Stage,
