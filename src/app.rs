@@ -39,6 +39,9 @@ pub struct AppState {
     pub llm: crate::llm::LlmClient,
     /// Bounds the LLM calls in flight.
     pub llm_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the batches of replies the pipeline leased and is sending itself
+    /// (`PARLEY_WORKER_TASKS`, as the sender's own batches); shutdown waits for them.
+    pub send_slots: Arc<tokio::sync::Semaphore>,
     /// The SMTP relay for email notifications, when configured.
     pub email: Option<crate::channels::email::EmailSender>,
     /// Wakes the notifier when an email notification was queued.
@@ -96,9 +99,11 @@ impl AppState {
             crate::channels::email::EmailSender::new(url, from)
                 .expect("PARLEY_SMTP_URL and PARLEY_SMTP_FROM are checked when the config is read")
         });
+        let send_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
         Self {
             llm,
             llm_slots,
+            send_slots,
             email,
             wake_notifier: Arc::new(Notify::new()),
             auth_failures: Default::default(),
@@ -150,6 +155,11 @@ pub async fn run(
     for w in workers {
         let _ = w.await;
     }
+    // Replies the pipeline is still sending itself: let them finish and be recorded.
+    let _ = state
+        .send_slots
+        .acquire_many(state.config.worker_tasks as u32)
+        .await;
     state.store.close().await;
     served?;
     tracing::info!("parley stopped");

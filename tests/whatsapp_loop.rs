@@ -852,7 +852,15 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
     };
     let (first, mut cfg) =
         stored_but_not_processed(&w, "wamid.IN.flight", Duration::from_secs(1)).await;
-    // The pipeline ran and queued the reply; the sender claimed it and died mid-send.
+    // The pipeline ran and queued the reply (every sending slot busy, so it left the
+    // reply to the sender); the sender claimed it and died mid-send.
+    let busy = first
+        .state
+        .send_slots
+        .clone()
+        .acquire_many_owned(first.state.config.worker_tasks as u32)
+        .await
+        .unwrap();
     assert_eq!(
         parley::workers::pipeline::process_once(&first.state)
             .await
@@ -867,6 +875,8 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
+    // (Shutdown waits for every sending slot.)
+    drop(busy);
     first.stop().await;
     assert!(sent_texts(&w.meta).await.is_empty());
 
@@ -874,6 +884,69 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
     let second = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
     let sent = wait_for_texts(&w.meta, 1).await;
     assert_eq!(sent.len(), 1, "sent once after the lease ran out");
+    second.stop().await;
+}
+
+async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    let (first, mut cfg) =
+        stored_but_not_processed(&w, "wamid.IN.handed", Duration::from_secs(1)).await;
+    // The pipeline's steps by hand, up to its transaction, which leases the reply for
+    // sending at once; then the process dies before the send.
+    let state = &first.state;
+    let store = &state.store;
+    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let m = &claimed[0];
+    let now = Utc::now();
+    let ctx = state.cache.get(m.tenant_id).await.unwrap().unwrap();
+    let input = parley::runtime::TurnInput {
+        msg: m,
+        text: m.message.text.clone().unwrap_or_default(),
+        conversation: None,
+        merged: Vec::new(),
+        email_enabled: false,
+    };
+    let (step, handoff) = parley::runtime::gate(&ctx, &m.message, &input.text, None, now);
+    let parley::runtime::Step::Done(outcome) = step else {
+        panic!("FAQ answers need no model")
+    };
+    let turn = parley::runtime::finish(store.as_ref(), &ctx, &input, outcome, handoff, now)
+        .await
+        .unwrap();
+    let lease = now + chrono::Duration::seconds(1);
+    let leased = store
+        .complete_inbound_leasing(&[turn], now, lease)
+        .await
+        .unwrap();
+    match w.db.kind {
+        // SQLite's message loop leases it in the same transaction...
+        Db::Sqlite => {
+            assert_eq!(leased.len(), 1);
+            assert_eq!(leased[0].body, "Yes (acme)");
+            assert_eq!(leased[0].attempts, 1);
+            // ...so the sender's claim leaves it alone while the lease runs.
+            assert!(
+                store
+                    .claim_outbound(10, now, lease)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        // PostgreSQL leaves every reply to the sender's claim.
+        Db::Postgres => assert!(leased.is_empty()),
+    }
+    first.stop().await;
+    assert!(sent_texts(&w.meta).await.is_empty());
+
+    cfg.run_workers = true;
+    let second = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1, "sent once after the lease ran out");
+    assert_eq!(sent[0].text, "Yes (acme)");
     second.stop().await;
 }
 
@@ -976,5 +1049,6 @@ on_both_backends!(
     one_customers_messages_are_answered_in_order,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
+    a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );

@@ -273,6 +273,23 @@ pub trait MessageStore: Send + Sync {
     /// outbox rows) and marks them done, all in one transaction.
     async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()>;
 
+    /// As `complete_inbound`, and in the same transaction leases, until `lease_until`,
+    /// each new reply that is due and has no other pending message of its recipient
+    /// before it (what `claim_outbound` would pick), and returns those: the caller sends
+    /// them at once and records them with `record_send_results`, as if claimed, instead
+    /// of the sender claiming them back. A crash leaves them to be claimed when the
+    /// lease runs out. Stores that cannot do this in the same transaction lease none.
+    async fn complete_inbound_leasing(
+        &self,
+        turns: &[TurnRecord],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedOutbound>> {
+        let _ = lease_until;
+        self.complete_inbound(turns, now).await?;
+        Ok(Vec::new())
+    }
+
     /// Counts one reply against `scope`'s window if it stays within `limit`;
     /// false (and nothing counted) when the limit is reached.
     async fn take_quota(
@@ -473,9 +490,22 @@ macro_rules! impl_message_store {
                 Ok(out)
             }
 
+            async fn complete_inbound_leasing(
+                &self,
+                turns: &[TurnRecord],
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+            ) -> StoreResult<Vec<$crate::store::messages::ClaimedOutbound>> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.complete_inbound(turns, now, Some(lease_until)).await;
+                }
+                self.complete_inbound(turns, now).await?;
+                Ok(Vec::new())
+            }
+
             async fn complete_inbound(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
                 if let Some(hot) = self.hot_writer() {
-                    return hot.complete_inbound(turns, now).await;
+                    return hot.complete_inbound(turns, now, None).await.map(|_| ());
                 }
                 if let Some(done) = self.complete_inbound_arrays(turns, now).await {
                     return done;

@@ -294,17 +294,22 @@ impl HotWriter {
         .await
     }
 
+    /// Writes the turns (`MessageStore::complete_inbound`); with `lease_until`, also
+    /// leases the replies `complete_inbound_leasing` describes and returns them.
     pub async fn complete_inbound(
         &self,
         turns: &[TurnRecord],
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+        lease_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<ClaimedOutbound>> {
         if turns.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let turns = turns.to_vec();
-        self.write("complete_inbound", move |tx| complete(tx, &turns, now))
-            .await
+        self.write("complete_inbound", move |tx| {
+            complete(tx, &turns, now, lease_until)
+        })
+        .await
     }
 
     pub async fn record_send_results(
@@ -591,8 +596,11 @@ fn complete(
     tx: &Transaction<'_>,
     turns: &[TurnRecord],
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
+    lease_until: Option<DateTime<Utc>>,
+) -> rusqlite::Result<Vec<ClaimedOutbound>> {
     let at = ts(now);
+    let lease = lease_until.map(ts);
+    let mut leased = Vec::new();
     // One contact and conversation upsert per customer in the batch (the first turn's
     // times, as the sqlx version does).
     // Each statement is prepared once per batch and run for every row, one table after
@@ -668,18 +676,36 @@ fn complete(
             ])?;
         }
     }
+    // ?18 and ?19: the lease (NULL and 0 for a reply left to the sender's claim).
     let mut outbound = tx.prepare_cached(
         "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
          inbound_message_id, channel, provider_account_id, recipient, recipient_is_user_id, \
          body, faq_id, mark_read_message_id, next_attempt_at, created_at, updated_at, \
-         purpose, customer_id, window_closes_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, ?17) \
-         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+         purpose, customer_id, window_closes_at, claimed_until, attempts) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, ?17, \
+         ?18, ?19) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
     )?;
+    // Whether a recipient has a pending message already (which goes first).
+    let mut waiting = tx.prepare_cached(
+        "SELECT 1 FROM outbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
+         AND customer_id = ?3 AND state = 'pending' LIMIT 1",
+    )?;
+    let mut recipients: std::collections::HashSet<(TenantId, Channel, &str)> =
+        std::collections::HashSet::new();
     for t in turns {
         let conversation = conv(t);
         for o in &t.replies {
-            outbound.execute(rusqlite::params![
+            // The sender's claim rule: a recipient's oldest pending message, once due.
+            let first = recipients.insert((t.tenant_id, t.channel, o.customer_id.as_str()));
+            let lease_it = lease.is_some()
+                && first
+                && o.next_attempt_at <= now
+                && !waiting.exists(rusqlite::params![
+                    id(&t.tenant_id.0),
+                    t.channel.as_str(),
+                    o.customer_id
+                ])?;
+            let inserted = outbound.execute(rusqlite::params![
                 id(&t.tenant_id.0),
                 id(&o.id),
                 o.idempotency_key,
@@ -697,7 +723,24 @@ fn complete(
                 o.purpose,
                 o.customer_id,
                 ts_opt(o.window_closes_at),
+                lease.as_deref().filter(|_| lease_it),
+                i64::from(lease_it),
             ])?;
+            if lease_it && inserted == 1 {
+                leased.push(ClaimedOutbound {
+                    tenant_id: t.tenant_id,
+                    id: o.id,
+                    channel: t.channel,
+                    provider_account_id: o.provider_account_id.clone(),
+                    recipient: o.recipient.clone(),
+                    recipient_is_user_id: o.recipient_is_user_id,
+                    body: o.body.clone(),
+                    mark_read_message_id: o.mark_read_message_id.clone(),
+                    attempts: 1,
+                    purpose: o.purpose.to_string(),
+                    window_closes_at: o.window_closes_at,
+                });
+            }
         }
         turn_extras(tx, t, conversation, &at)?;
     }
@@ -738,7 +781,7 @@ fn complete(
             u.tokens_out,
         ])?;
     }
-    Ok(())
+    Ok(leased)
 }
 
 /// The rarer parts of a turn: hand-offs, after-hours notices, notifications, merged
