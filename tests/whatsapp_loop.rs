@@ -887,20 +887,12 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
     second.stop().await;
 }
 
-async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart(db: Db) {
-    let Some(w) = World::with(db, true, |_| {}).await else {
-        return;
-    };
-    let (first, mut cfg) =
-        stored_but_not_processed(&w, "wamid.IN.handed", Duration::from_secs(1)).await;
-    // The pipeline's steps by hand, up to its transaction, which leases the reply for
-    // sending at once; then the process dies before the send.
-    let state = &first.state;
-    let store = &state.store;
-    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    let m = &claimed[0];
-    let now = Utc::now();
+/// The pipeline's decision for one claimed message, as a turn ready to be written.
+async fn decide(
+    state: &parley::app::AppState,
+    m: &parley::store::messages::ClaimedInbound,
+    now: chrono::DateTime<Utc>,
+) -> parley::store::messages::TurnRecord {
     let ctx = state.cache.get(m.tenant_id).await.unwrap().unwrap();
     let input = parley::runtime::TurnInput {
         msg: m,
@@ -913,40 +905,69 @@ async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_re
     let parley::runtime::Step::Done(outcome) = step else {
         panic!("FAQ answers need no model")
     };
-    let turn = parley::runtime::finish(store.as_ref(), &ctx, &input, outcome, handoff, now)
+    parley::runtime::finish(state.store.as_ref(), &ctx, &input, outcome, handoff, now)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    let (first, mut cfg) =
+        stored_but_not_processed(&w, "wamid.IN.handed", Duration::from_secs(1)).await;
+    // The pipeline's steps by hand, up to its transaction, which leases the reply for
+    // sending at once; then the process dies before the send.
+    let state = &first.state;
+    let store = &state.store;
+    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let now = Utc::now();
     let lease = now + chrono::Duration::seconds(1);
+    let turn = decide(state, &claimed[0], now).await;
     let leased = store
         .complete_inbound_leasing(&[turn], now, lease)
         .await
         .unwrap();
-    match w.db.kind {
-        // SQLite's message loop leases it in the same transaction...
-        Db::Sqlite => {
-            assert_eq!(leased.len(), 1);
-            assert_eq!(leased[0].body, "Yes (acme)");
-            assert_eq!(leased[0].attempts, 1);
-            // ...so the sender's claim leaves it alone while the lease runs.
-            assert!(
-                store
-                    .claim_outbound(10, now, lease)
-                    .await
-                    .unwrap()
-                    .is_empty()
-            );
-        }
-        // PostgreSQL leaves every reply to the sender's claim.
-        Db::Postgres => assert!(leased.is_empty()),
-    }
+    // Leased in the same transaction...
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].body, "Yes (acme)");
+    assert_eq!(leased[0].attempts, 1);
+    // ...so the sender's claim leaves it alone while the lease runs.
+    assert!(
+        store
+            .claim_outbound(10, now, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The same customer's next message: its reply waits for the first one, so it is
+    // not leased for sending at once.
+    let body = text_webhook(
+        A,
+        "15551230001",
+        "wamid.IN.next",
+        "What are your opening hours?",
+    );
+    assert_eq!(post_signed_to(&first, "acme", &body).await.status(), 200);
+    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let turn = decide(state, &claimed[0], now).await;
+    assert!(
+        store
+            .complete_inbound_leasing(&[turn], now, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     first.stop().await;
     assert!(sent_texts(&w.meta).await.is_empty());
 
     cfg.run_workers = true;
     let second = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
-    let sent = wait_for_texts(&w.meta, 1).await;
-    assert_eq!(sent.len(), 1, "sent once after the lease ran out");
-    assert_eq!(sent[0].text, "Yes (acme)");
+    let sent = wait_for_texts(&w.meta, 2).await;
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["Yes (acme)", "9-18 (acme)"], "each once, in order");
     second.stop().await;
 }
 

@@ -499,6 +499,12 @@ macro_rules! impl_message_store {
                 if let Some(hot) = self.hot_writer() {
                     return hot.complete_inbound(turns, now, Some(lease_until)).await;
                 }
+                if let Some(done) = self
+                    .complete_inbound_leasing_arrays(turns, now, lease_until)
+                    .await
+                {
+                    return done;
+                }
                 self.complete_inbound(turns, now).await?;
                 Ok(Vec::new())
             }

@@ -146,6 +146,15 @@ impl SqliteStore {
         None
     }
 
+    async fn complete_inbound_leasing_arrays(
+        &self,
+        _turns: &[TurnRecord],
+        _now: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+    ) -> Option<StoreResult<Vec<super::messages::ClaimedOutbound>>> {
+        None
+    }
+
     async fn mark_sent_arrays(
         _conn: &mut sqlx::SqliteConnection,
         _results: &[SendResult],

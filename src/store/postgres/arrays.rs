@@ -58,13 +58,21 @@ const INSERT_DECISIONS: &str = "INSERT INTO decisions (tenant_id, id, inbound_me
 const INSERT_OUTBOUND: &str = "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, \
     conversation_id, inbound_message_id, channel, provider_account_id, recipient, \
     recipient_is_user_id, body, faq_id, mark_read_message_id, next_attempt_at, created_at, \
-    updated_at, purpose, customer_id, window_closes_at) \
-    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $16, $16, p, cu, w \
+    updated_at, purpose, customer_id, window_closes_at, claimed_until, attempts) \
+    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $16, $16, p, cu, w, cl, at \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], \
     $7::text[], $8::text[], $9::bool[], $10::text[], $11::uuid[], $12::text[], \
-    $13::timestamptz[], $14::text[], $15::text[], $17::timestamptz[]) \
-    AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w) \
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING";
+    $13::timestamptz[], $14::text[], $15::text[], $17::timestamptz[], $18::timestamptz[], \
+    $19::int8[]) \
+    AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w, cl, at) \
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id";
+
+/// Which of these recipients have a pending message (which goes before anything new).
+const PENDING_RECIPIENTS: &str = "SELECT DISTINCT o.tenant_id, o.channel, o.customer_id \
+    FROM outbound_messages o \
+    JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS v (t, ch, cu) \
+    ON o.tenant_id = v.t AND o.channel = v.ch AND o.customer_id = v.cu \
+    WHERE o.state = 'pending'";
 
 const MARK_INBOUND_DONE: &str = "UPDATE inbound_messages AS m SET state = 'done', \
     claimed_until = NULL, processed_at = $5, conversation_id = v.c, \
@@ -123,7 +131,18 @@ impl PgStore {
         turns: &[TurnRecord],
         now: DateTime<Utc>,
     ) -> Option<StoreResult<()>> {
-        Some(self.complete(turns, now).await)
+        Some(self.complete(turns, now, None).await.map(|_| ()))
+    }
+
+    /// As `complete_inbound_arrays`, leasing the replies that can go at once
+    /// (`MessageStore::complete_inbound_leasing`).
+    pub(super) async fn complete_inbound_leasing_arrays(
+        &self,
+        turns: &[TurnRecord],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Option<StoreResult<Vec<ClaimedOutbound>>> {
+        Some(self.complete(turns, now, Some(lease_until)).await)
     }
 
     /// Records the sent messages among `results`: state, provider id, any status that
@@ -136,9 +155,14 @@ impl PgStore {
         Some(mark_sent(conn, results, now).await)
     }
 
-    async fn complete(&self, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
+    async fn complete(
+        &self,
+        turns: &[TurnRecord],
+        now: DateTime<Utc>,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<ClaimedOutbound>> {
         if turns.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut tx = self.write_pool().begin().await?;
         // A batch holds one message per customer (see claim_inbound), but dedupe anyway:
@@ -211,8 +235,15 @@ impl PgStore {
             .iter()
             .flat_map(|t| t.replies.iter().map(move |o| (t, o)))
             .collect();
+        let leases = match lease_until {
+            Some(until) if !replies.is_empty() => {
+                Self::leases(&mut tx, &replies, now, until).await?
+            }
+            _ => vec![None; replies.len()],
+        };
+        let mut leased = Vec::new();
         if !replies.is_empty() {
-            sqlx::query(INSERT_OUTBOUND)
+            let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_OUTBOUND)
                 .bind(column(&replies, |(t, _)| t.tenant_id.0))
                 .bind(column(&replies, |(_, o)| o.id))
                 .bind(column(&replies, |(_, o)| o.idempotency_key.as_str()))
@@ -230,8 +261,29 @@ impl PgStore {
                 .bind(column(&replies, |(_, o)| o.customer_id.as_str()))
                 .bind(now)
                 .bind(column(&replies, |(_, o)| o.window_closes_at))
-                .execute(&mut *tx)
-                .await?;
+                .bind(&leases)
+                .bind(column(&leases, |l| i64::from(l.is_some())))
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            for ((t, o), lease) in replies.iter().zip(&leases) {
+                if lease.is_some() && inserted.contains(&o.id) {
+                    leased.push(ClaimedOutbound {
+                        tenant_id: t.tenant_id,
+                        id: o.id,
+                        channel: t.channel,
+                        provider_account_id: o.provider_account_id.clone(),
+                        recipient: o.recipient.clone(),
+                        recipient_is_user_id: o.recipient_is_user_id,
+                        body: o.body.clone(),
+                        mark_read_message_id: o.mark_read_message_id.clone(),
+                        attempts: 1,
+                        purpose: o.purpose.to_string(),
+                        window_closes_at: o.window_closes_at,
+                    });
+                }
+            }
         }
 
         Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
@@ -258,7 +310,49 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(leased)
+    }
+
+    /// The lease for each reply, in order: `until` for those that can go at once (as
+    /// the sender's claim picks: due, its recipient's first in the batch, and no
+    /// pending message of that recipient already), `None` for the rest.
+    async fn leases(
+        tx: &mut PgConnection,
+        replies: &[(&TurnRecord, &OutboundRecord)],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Option<DateTime<Utc>>>> {
+        let mut first = HashSet::new();
+        let candidate: Vec<bool> = replies
+            .iter()
+            .map(|(t, o)| {
+                let first = first.insert((t.tenant_id, t.channel, o.customer_id.as_str()));
+                first && o.next_attempt_at <= now
+            })
+            .collect();
+        if !candidate.contains(&true) {
+            return Ok(vec![None; replies.len()]);
+        }
+        let busy: HashSet<(Uuid, String, String)> = sqlx::query_as(PENDING_RECIPIENTS)
+            .bind(column(replies, |(t, _)| t.tenant_id.0))
+            .bind(column(replies, |(t, _)| t.channel.as_str()))
+            .bind(column(replies, |(_, o)| o.customer_id.as_str()))
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(replies
+            .iter()
+            .zip(candidate)
+            .map(|((t, o), candidate)| {
+                let key = (
+                    t.tenant_id.0,
+                    t.channel.as_str().to_string(),
+                    o.customer_id.clone(),
+                );
+                (candidate && !busy.contains(&key)).then_some(until)
+            })
+            .collect())
     }
 }
 
