@@ -39,6 +39,9 @@ pub struct AppState {
     pub llm: crate::llm::LlmClient,
     /// Bounds the LLM calls in flight.
     pub llm_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the batches of messages the webhook handed straight to the pipeline;
+    /// shutdown waits for them.
+    pub pipe_slots: Arc<tokio::sync::Semaphore>,
     /// Bounds the batches of replies the pipeline leased and is sending itself
     /// (`PARLEY_WORKER_TASKS`, as the sender's own batches); shutdown waits for them.
     pub send_slots: Arc<tokio::sync::Semaphore>,
@@ -100,7 +103,9 @@ impl AppState {
                 .expect("PARLEY_SMTP_URL and PARLEY_SMTP_FROM are checked when the config is read")
         });
         let send_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
+        let pipe_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
         Self {
+            pipe_slots,
             llm,
             llm_slots,
             send_slots,
@@ -155,7 +160,12 @@ pub async fn run(
     for w in workers {
         let _ = w.await;
     }
-    // Replies the pipeline is still sending itself: let them finish and be recorded.
+    // Messages handed to the pipeline, then replies it is still sending itself: let
+    // them finish and be recorded.
+    let _ = state
+        .pipe_slots
+        .acquire_many(state.config.worker_tasks as u32)
+        .await;
     let _ = state
         .send_slots
         .acquire_many(state.config.worker_tasks as u32)

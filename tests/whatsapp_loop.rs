@@ -971,6 +971,81 @@ async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_re
     second.stop().await;
 }
 
+async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let tenant = w.tenant("acme").await.id;
+    // One customer has a message waiting (stored with the workers off).
+    let (first, _cfg) =
+        stored_but_not_processed(&w, "wamid.IN.earlier", Duration::from_secs(60)).await;
+    let store = &first.state.store;
+    let record = |from: &str, wamid: &str| {
+        let body = text_webhook(A, from, wamid, "Do you deliver?");
+        let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
+            .unwrap()
+            .messages
+            .remove(0);
+        parley::store::messages::InboundRecord {
+            tenant_id: tenant,
+            id: uuid::Uuid::now_v7(),
+            channel: parley::domain::Channel::Whatsapp,
+            message,
+            received_at: Utc::now(),
+        }
+    };
+    let ids = |m: &[parley::store::messages::ClaimedInbound]| {
+        let mut ids: Vec<String> = m
+            .iter()
+            .map(|m| m.message.provider_message_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    // A new customer's first message is leased as it is stored; the waiting
+    // customer's next one is not (it goes after the one before it).
+    let (new, leased) = store
+        .store_webhook_leasing(
+            &[
+                record("15551239999", "wamid.IN.fresh"),
+                record("15551230001", "wamid.IN.later"),
+            ],
+            &[],
+            lease,
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, 2);
+    match w.db.kind {
+        Db::Sqlite => {
+            assert_eq!(ids(&leased), ["wamid.IN.fresh"]);
+            assert_eq!(leased[0].attempts, 1);
+            assert_eq!(leased[0].message.text.as_deref(), Some("Do you deliver?"));
+            // The claim takes the waiting customer's oldest message, not the leased one.
+            let claimed = store.claim_inbound(10, now, lease).await.unwrap();
+            assert_eq!(ids(&claimed), ["wamid.IN.earlier"]);
+            // Once the leases have run out, the leased message is claimed like any.
+            let later = lease + chrono::Duration::seconds(1);
+            let again = store
+                .claim_inbound(10, later, later + chrono::Duration::seconds(60))
+                .await
+                .unwrap();
+            assert_eq!(ids(&again), ["wamid.IN.earlier", "wamid.IN.fresh"]);
+        }
+        // PostgreSQL leaves every message to the pipeline's claim.
+        Db::Postgres => assert!(leased.is_empty()),
+    }
+    // The same message again (a provider retry): nothing new, nothing leased.
+    let (new, leased) = store
+        .store_webhook_leasing(&[record("15551239999", "wamid.IN.fresh")], &[], lease)
+        .await
+        .unwrap();
+    assert_eq!((new, leased.len()), (0, 0));
+    first.stop().await;
+}
+
 async fn the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes(db: Db) {
     // Tenant acme uses the fixtures' fake app secret, so their recorded signatures verify.
     let Some(w) = World::with(db, true, |b| {
@@ -1071,5 +1146,6 @@ on_both_backends!(
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,
+    a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );

@@ -260,6 +260,21 @@ pub trait MessageStore: Send + Sync {
         statuses: &[StatusRecord],
     ) -> StoreResult<usize>;
 
+    /// As `store_webhook`, and in the same transaction leases, until `lease_until`, each
+    /// new message that is its customer's only pending one (what `claim_inbound` would
+    /// pick), and returns those: the caller processes them at once, as if claimed. A
+    /// crash leaves them to be claimed when the lease runs out. Stores that cannot do
+    /// this in the same transaction lease none.
+    async fn store_webhook_leasing(
+        &self,
+        messages: &[InboundRecord],
+        statuses: &[StatusRecord],
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<(usize, Vec<ClaimedInbound>)> {
+        let _ = lease_until;
+        Ok((self.store_webhook(messages, statuses).await?, Vec::new()))
+    }
+
     /// Claims up to `limit` pending inbound messages until `lease_until`: the oldest
     /// pending message of each customer, none whose customer has one in flight.
     async fn claim_inbound(
@@ -449,7 +464,10 @@ macro_rules! impl_message_store {
                 statuses: &[StatusRecord],
             ) -> StoreResult<usize> {
                 if let Some(hot) = self.hot_writer() {
-                    return hot.store_webhook(messages, statuses).await;
+                    return hot
+                        .store_webhook(messages, statuses, None)
+                        .await
+                        .map(|(new, _)| new);
                 }
                 if statuses.is_empty() && messages.len() <= 500 {
                     // The common case is one statement: atomic without a transaction,
@@ -488,6 +506,18 @@ macro_rules! impl_message_store {
                 let mut out: Vec<ClaimedInbound> = rows.into_iter().map(ClaimedInbound::try_from).collect::<StoreResult<_>>()?;
                 out.sort_by_key(|c| c.id);
                 Ok(out)
+            }
+
+            async fn store_webhook_leasing(
+                &self,
+                messages: &[InboundRecord],
+                statuses: &[StatusRecord],
+                lease_until: DateTime<Utc>,
+            ) -> StoreResult<(usize, Vec<$crate::store::messages::ClaimedInbound>)> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.store_webhook(messages, statuses, Some(lease_until)).await;
+                }
+                Ok((self.store_webhook(messages, statuses).await?, Vec::new()))
             }
 
             async fn complete_inbound_leasing(

@@ -249,7 +249,8 @@ impl HotWriter {
         &self,
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
-    ) -> StoreResult<usize> {
+        lease_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<(usize, Vec<ClaimedInbound>)> {
         // Each row is encoded into owned values before the writer is taken (the writer
         // thread then only runs SQLite), without copying the parsed records themselves.
         let rows = messages
@@ -280,18 +281,76 @@ impl HotWriter {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(store_error)?;
         let statuses = statuses.to_vec();
-        self.write("store_webhook", move |tx| {
-            let mut new = 0;
-            let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
-            for row in rows {
-                new += insert.execute(rusqlite::params_from_iter(row))?;
-            }
-            for s in &statuses {
-                apply_status(tx, s)?;
-            }
-            Ok(new)
-        })
-        .await
+        let lease = lease_until.map(ts);
+        // Each customer's first message here, in case it can be leased (by index).
+        let mut customers = std::collections::HashSet::new();
+        let keys: Vec<Option<(Vec<u8>, &'static str, String)>> = messages
+            .iter()
+            .map(|r| {
+                let key = (r.tenant_id, r.channel, r.message.customer_id.as_str());
+                (lease.is_some() && customers.insert(key)).then(|| {
+                    (
+                        id(&r.tenant_id.0).to_vec(),
+                        r.channel.as_str(),
+                        r.message.customer_id.clone(),
+                    )
+                })
+            })
+            .collect();
+        let (new, leased) = self
+            .write("store_webhook", move |tx| {
+                let mut new = 0;
+                let mut leased = Vec::new();
+                let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
+                let mut waiting = tx.prepare_cached(
+                    "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
+                     AND customer_id = ?3 AND state = 'pending' LIMIT 1",
+                )?;
+                for (i, (mut row, key)) in rows.into_iter().zip(keys).enumerate() {
+                    let lease_it = match &key {
+                        Some((tenant, channel, customer)) => {
+                            !waiting.exists(rusqlite::params![tenant, channel, customer])?
+                        }
+                        None => false,
+                    };
+                    use rusqlite::types::Value;
+                    row.push(match (&lease, lease_it) {
+                        (Some(until), true) => Value::from(until.clone()),
+                        _ => Value::Null,
+                    });
+                    row.push(Value::from(i64::from(lease_it)));
+                    let inserted = insert.execute(rusqlite::params_from_iter(row))?;
+                    new += inserted;
+                    if lease_it && inserted == 1 {
+                        leased.push(i);
+                    }
+                }
+                for s in &statuses {
+                    apply_status(tx, s)?;
+                }
+                Ok((new, leased))
+            })
+            .await?;
+        let leased = leased
+            .into_iter()
+            .map(|i| {
+                let r = &messages[i];
+                let mut message = r.message.clone();
+                if !raw_worth_keeping(&message) {
+                    // As a claim reads it back (see `raw_worth_keeping`).
+                    message.raw = serde_json::Value::Null;
+                }
+                ClaimedInbound {
+                    tenant_id: r.tenant_id,
+                    id: r.id,
+                    channel: r.channel,
+                    message,
+                    received_at: r.received_at,
+                    attempts: 1,
+                }
+            })
+            .collect();
+        Ok((new, leased))
     }
 
     /// Writes the turns (`MessageStore::complete_inbound`); with `lease_until`, also
@@ -522,7 +581,8 @@ fn store_error(e: rusqlite::Error) -> StoreError {
 const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
-    received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+    received_at, claimed_until, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+    ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
     ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
 
 fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {

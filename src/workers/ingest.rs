@@ -12,8 +12,24 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::messages::{InboundRecord, StatusRecord};
+use crate::store::messages::{ClaimedInbound, InboundRecord, StatusRecord};
+
+/// A batch of new messages leased as they were stored, for the pipeline to process at
+/// once, with the pipeline slot it holds.
+pub type Handed = (tokio::sync::OwnedSemaphorePermit, Vec<ClaimedInbound>);
+
+/// Where stored messages go straight to the pipeline (set once the workers run): new
+/// messages that are their customer's only pending one are leased in the transaction
+/// that stores them and passed on, instead of claimed back by the pipeline, while one
+/// of `slots` is free.
+pub struct Handoff {
+    pub slots: Arc<Semaphore>,
+    pub clock: Arc<dyn Clock>,
+    pub lease: Duration,
+    pub to: mpsc::UnboundedSender<Handed>,
+}
 
 /// Most webhook requests folded into one transaction.
 const MAX_JOBS: usize = 256;
@@ -28,6 +44,7 @@ struct Job {
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
+    handoff: Arc<std::sync::OnceLock<Handoff>>,
 }
 
 /// Why events were not stored (the cause is logged once by the batcher).
@@ -45,8 +62,22 @@ impl Ingest {
         linger: Duration,
     ) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
-        tokio::spawn(run(store, wake, writers.max(1), linger, rx));
-        Self { tx }
+        let handoff = Arc::new(std::sync::OnceLock::new());
+        tokio::spawn(run(
+            store,
+            wake,
+            writers.max(1),
+            linger,
+            rx,
+            handoff.clone(),
+        ));
+        Self { tx, handoff }
+    }
+
+    /// From now on, passes new messages straight to the pipeline (see `Handoff`); only
+    /// the first call counts.
+    pub fn hand_off(&self, handoff: Handoff) {
+        let _ = self.handoff.set(handoff);
     }
 
     /// Stores the events durably; returns once they are committed.
@@ -72,6 +103,7 @@ async fn run(
     writers: usize,
     linger: Duration,
     mut rx: mpsc::Receiver<Job>,
+    handoff: Arc<std::sync::OnceLock<Handoff>>,
 ) {
     let permits = Arc::new(Semaphore::new(writers));
     let mut wait = Duration::ZERO;
@@ -100,6 +132,7 @@ async fn run(
         };
         let store = store.clone();
         let wake = wake.clone();
+        let handoff = handoff.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let mut messages = Vec::new();
@@ -110,12 +143,35 @@ async fn run(
                 statuses.extend(j.statuses);
                 answers.push(j.done);
             }
-            let result = store.store_webhook(&messages, &statuses).await;
+            let handoff = handoff.get().filter(|_| !messages.is_empty());
+            let slot = handoff.and_then(|h| h.slots.clone().try_acquire_owned().ok());
+            let result = match (handoff, slot) {
+                (Some(h), Some(slot)) => {
+                    let lease =
+                        h.clock.now() + chrono::Duration::from_std(h.lease).unwrap_or_default();
+                    store
+                        .store_webhook_leasing(&messages, &statuses, lease)
+                        .await
+                        .map(|(new, leased)| (new, Some((h, slot, leased))))
+                }
+                _ => store
+                    .store_webhook(&messages, &statuses)
+                    .await
+                    .map(|new| (new, None)),
+            };
             let ok = match result {
-                Ok(new) => {
+                Ok((new, handed)) => {
                     metrics::counter!("parley_messages_received_total").increment(new as u64);
-                    if new > 0 {
+                    let passed = handed.as_ref().map_or(0, |(_, _, l)| l.len());
+                    if new > passed {
                         wake.notify_one();
+                    }
+                    if let Some((h, slot, leased)) = handed
+                        && !leased.is_empty()
+                    {
+                        // Gone only if the workers stopped: the leases run out and the
+                        // messages are claimed then.
+                        let _ = h.to.send((slot, leased));
                     }
                     Ok(())
                 }

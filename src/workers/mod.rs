@@ -23,6 +23,20 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
         tasks.push(tokio::spawn(queue_upkeep(state.clone(), stop.clone())));
     }
     if state.config.run_workers {
+        let (to, handed) = tokio::sync::mpsc::unbounded_channel();
+        state.ingest.hand_off(ingest::Handoff {
+            slots: state.pipe_slots.clone(),
+            clock: state.clock.clone(),
+            lease: state.config.work_lease,
+            to,
+        });
+        tasks.push(tokio::spawn(take_handed(
+            state.clone(),
+            handed,
+            stop.clone(),
+        )));
+    }
+    if state.config.run_workers {
         let s = state.clone();
         // One claimer per stage, and up to `worker_tasks` of its batches in work at once,
         // so one batch can be decided or sent while another waits for the database.
@@ -62,6 +76,32 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
         }
     }
     tasks
+}
+
+/// Processes the batches the webhook handed straight to the pipeline (each on a task of
+/// its own, holding its slot) until `stop`; what is still queued then is left to its
+/// leases.
+async fn take_handed(
+    state: AppState,
+    mut handed: tokio::sync::mpsc::UnboundedReceiver<ingest::Handed>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            batch = handed.recv() => {
+                let Some((slot, batch)) = batch else { return };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = pipeline::process(&state, batch).await {
+                        // Left leased: claimed again when the lease runs out.
+                        tracing::error!(error = %e, "pipeline: batch not processed");
+                    }
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// How long to wait, per message of the last batch, before taking the next one.
