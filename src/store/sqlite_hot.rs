@@ -755,10 +755,13 @@ fn complete(
     for t in turns {
         let conversation = conv(t);
         for o in &t.replies {
-            // The sender's claim rule: a recipient's oldest pending message, once due.
+            // The sender's claim rule: a recipient's oldest pending message, once due;
+            // and only to the turn's own customer, whose turns never run side by side
+            // (a staff notification may come from two customers' turns at once).
             let first = recipients.insert((t.tenant_id, t.channel, o.customer_id.as_str()));
             let lease_it = lease.is_some()
                 && first
+                && o.customer_id == t.customer_id
                 && o.next_attempt_at <= now
                 && !waiting.exists(rusqlite::params![
                     id(&t.tenant_id.0),

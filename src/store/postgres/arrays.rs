@@ -315,7 +315,9 @@ impl PgStore {
 
     /// The lease for each reply, in order: `until` for those that can go at once (as
     /// the sender's claim picks: due, its recipient's first in the batch, and no
-    /// pending message of that recipient already), `None` for the rest.
+    /// pending message of that recipient already; and only to the turn's own customer,
+    /// whose turns never run side by side, while a staff notification may come from two
+    /// instances at once), `None` for the rest.
     async fn leases(
         tx: &mut PgConnection,
         replies: &[(&TurnRecord, &OutboundRecord)],
@@ -327,7 +329,7 @@ impl PgStore {
             .iter()
             .map(|(t, o)| {
                 let first = first.insert((t.tenant_id, t.channel, o.customer_id.as_str()));
-                first && o.next_attempt_at <= now
+                first && o.customer_id == t.customer_id && o.next_attempt_at <= now
             })
             .collect();
         if !candidate.contains(&true) {
