@@ -774,21 +774,7 @@ async fn claims_take_each_customers_oldest_pending_message_only(db: Db) {
             .unwrap()
         {
             turns.push(m.message.provider_message_id.clone());
-            let ctx = state.cache.get(m.tenant_id).await.unwrap().unwrap();
-            let input = parley::runtime::TurnInput {
-                msg: &m,
-                text: m.message.text.clone().unwrap_or_default(),
-                conversation: None,
-                merged: Vec::new(),
-                email_enabled: false,
-            };
-            let (step, handoff) = parley::runtime::gate(&ctx, &m.message, &input.text, None, now);
-            let parley::runtime::Step::Done(outcome) = step else {
-                panic!("FAQ answers need no model")
-            };
-            let turn = parley::runtime::finish(store.as_ref(), &ctx, &input, outcome, handoff, now)
-                .await
-                .unwrap();
+            let turn = decide(state, &m, now).await;
             store.complete_inbound(&[turn], now).await.unwrap();
         }
         if turns.is_empty() {

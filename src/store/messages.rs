@@ -183,6 +183,26 @@ pub struct ClaimedOutbound {
     pub window_closes_at: Option<DateTime<Utc>>,
 }
 
+impl ClaimedOutbound {
+    /// A reply of `turn` as its first claim would return it: for the stores that lease
+    /// it in the transaction that queues it (`MessageStore::complete_inbound_leasing`).
+    pub(super) fn leased(turn: &TurnRecord, reply: &OutboundRecord) -> Self {
+        ClaimedOutbound {
+            tenant_id: turn.tenant_id,
+            id: reply.id,
+            channel: turn.channel,
+            provider_account_id: reply.provider_account_id.clone(),
+            recipient: reply.recipient.clone(),
+            recipient_is_user_id: reply.recipient_is_user_id,
+            body: reply.body.clone(),
+            mark_read_message_id: reply.mark_read_message_id.clone(),
+            attempts: 1,
+            purpose: reply.purpose.to_string(),
+            window_closes_at: reply.window_closes_at,
+        }
+    }
+}
+
 /// What became of one send attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendOutcome {

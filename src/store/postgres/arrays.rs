@@ -269,19 +269,7 @@ impl PgStore {
                 .collect();
             for ((t, o), lease) in replies.iter().zip(&leases) {
                 if lease.is_some() && inserted.contains(&o.id) {
-                    leased.push(ClaimedOutbound {
-                        tenant_id: t.tenant_id,
-                        id: o.id,
-                        channel: t.channel,
-                        provider_account_id: o.provider_account_id.clone(),
-                        recipient: o.recipient.clone(),
-                        recipient_is_user_id: o.recipient_is_user_id,
-                        body: o.body.clone(),
-                        mark_read_message_id: o.mark_read_message_id.clone(),
-                        attempts: 1,
-                        purpose: o.purpose.to_string(),
-                        window_closes_at: o.window_closes_at,
-                    });
+                    leased.push(ClaimedOutbound::leased(t, o));
                 }
             }
         }
