@@ -957,6 +957,43 @@ async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_re
     second.stop().await;
 }
 
+async fn a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the_claim(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    let (first, _cfg) =
+        stored_but_not_processed(&w, "wamid.IN.alert", Duration::from_secs(60)).await;
+    let state = &first.state;
+    let store = &state.store;
+    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let now = Utc::now();
+    let mut turn = decide(state, &claimed[0], now).await;
+    // The same turn also queues a message to a staff number (as an escalation does).
+    let mut alert = turn.replies[0].clone();
+    alert.id = uuid::Uuid::now_v7();
+    alert.idempotency_key = format!("notify:{}", turn.inbound_id);
+    alert.recipient = "15559990000".into();
+    alert.customer_id = "15559990000".into();
+    alert.purpose = "notification";
+    turn.replies.push(alert);
+    let lease = now + chrono::Duration::seconds(60);
+    let leased = store
+        .complete_inbound_leasing(&[turn], now, lease)
+        .await
+        .unwrap();
+    let to: Vec<&str> = leased.iter().map(|o| o.recipient.as_str()).collect();
+    assert_eq!(to, ["15551230001"], "only the customer's reply is leased");
+    let claimed = store.claim_outbound(10, now, lease).await.unwrap();
+    let to: Vec<&str> = claimed.iter().map(|o| o.recipient.as_str()).collect();
+    assert_eq!(
+        to,
+        ["15559990000"],
+        "the staff message is left to the claim"
+    );
+    first.stop().await;
+}
+
 async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1133,5 +1170,6 @@ on_both_backends!(
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,
     a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease,
+    a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the_claim,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );
