@@ -1043,9 +1043,14 @@ async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db
     assert_eq!(new, 2);
     match w.db.kind {
         Db::Sqlite => {
-            assert_eq!(ids(&leased), ["wamid.IN.fresh"]);
-            assert_eq!(leased[0].attempts, 1);
-            assert_eq!(leased[0].message.text.as_deref(), Some("Do you deliver?"));
+            assert_eq!(ids(&leased.messages), ["wamid.IN.fresh"]);
+            assert_eq!(leased.messages[0].attempts, 1);
+            assert_eq!(
+                leased.messages[0].message.text.as_deref(),
+                Some("Do you deliver?")
+            );
+            // A new customer: no conversation yet, and the store says so.
+            assert_eq!(leased.conversations.as_deref().map(<[_]>::len), Some(0));
             // The claim takes the waiting customer's oldest message, not the leased one.
             let claimed = store.claim_inbound(10, now, lease).await.unwrap();
             assert_eq!(ids(&claimed), ["wamid.IN.earlier"]);
@@ -1058,14 +1063,14 @@ async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db
             assert_eq!(ids(&again), ["wamid.IN.earlier", "wamid.IN.fresh"]);
         }
         // PostgreSQL leaves every message to the pipeline's claim.
-        Db::Postgres => assert!(leased.is_empty()),
+        Db::Postgres => assert!(leased.messages.is_empty()),
     }
     // The same message again (a provider retry): nothing new, nothing leased.
     let (new, leased) = store
         .store_webhook_leasing(&[record("15551239999", "wamid.IN.fresh")], &[], lease)
         .await
         .unwrap();
-    assert_eq!((new, leased.len()), (0, 0));
+    assert_eq!((new, leased.messages.len()), (0, 0));
     first.stop().await;
 }
 

@@ -183,6 +183,19 @@ pub struct ClaimedOutbound {
     pub window_closes_at: Option<DateTime<Utc>>,
 }
 
+/// A customer's conversation key: tenant, channel, customer id.
+pub type ConversationKey = (TenantId, Channel, String);
+
+/// New messages leased in the transaction that stored them
+/// (`MessageStore::store_webhook_leasing`).
+#[derive(Debug, Default)]
+pub struct StoredLeased {
+    pub messages: Vec<ClaimedInbound>,
+    /// Their customers' conversations (those that have one), read in that same
+    /// transaction; `None` if the store did not read them.
+    pub conversations: Option<Vec<(ConversationKey, super::conversations::ConversationState)>>,
+}
+
 impl ClaimedOutbound {
     /// A reply of `turn` as its first claim would return it: for the stores that lease
     /// it in the transaction that queues it (`MessageStore::complete_inbound_leasing`).
@@ -290,9 +303,12 @@ pub trait MessageStore: Send + Sync {
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
         lease_until: DateTime<Utc>,
-    ) -> StoreResult<(usize, Vec<ClaimedInbound>)> {
+    ) -> StoreResult<(usize, StoredLeased)> {
         let _ = lease_until;
-        Ok((self.store_webhook(messages, statuses).await?, Vec::new()))
+        Ok((
+            self.store_webhook(messages, statuses).await?,
+            StoredLeased::default(),
+        ))
     }
 
     /// Claims up to `limit` pending inbound messages until `lease_until`: the oldest
@@ -533,11 +549,11 @@ macro_rules! impl_message_store {
                 messages: &[InboundRecord],
                 statuses: &[StatusRecord],
                 lease_until: DateTime<Utc>,
-            ) -> StoreResult<(usize, Vec<$crate::store::messages::ClaimedInbound>)> {
+            ) -> StoreResult<(usize, $crate::store::messages::StoredLeased)> {
                 if let Some(hot) = self.hot_writer() {
                     return hot.store_webhook(messages, statuses, Some(lease_until)).await;
                 }
-                Ok((self.store_webhook(messages, statuses).await?, Vec::new()))
+                Ok((self.store_webhook(messages, statuses).await?, Default::default()))
             }
 
             async fn complete_inbound_leasing(

@@ -32,9 +32,9 @@ use uuid::Uuid;
 
 use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
-    ClaimedInbound, ClaimedOutbound, Handoff, InboundRecord, RANK_SQL, SendOutcome, SendResult,
-    StatusRecord, TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank,
-    raw_worth_keeping, sent_per_tenant, usage_per_tenant,
+    ClaimedInbound, ClaimedOutbound, ConversationKey, Handoff, InboundRecord, RANK_SQL,
+    SendOutcome, SendResult, StatusRecord, StoredLeased, TurnRecord, claim_inbound_sql,
+    claim_outbound_sql, delivery_rank, raw_worth_keeping, sent_per_tenant, usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
@@ -144,35 +144,8 @@ impl HotWriter {
             return Ok(Vec::new());
         }
         let keys = keys.to_vec();
-        self.read("find_conversations", move |db| {
-            let mut find = db.prepare_cached(&format!(
-                "SELECT {CONVERSATION_COLS} FROM conversations c \
-                 WHERE c.tenant_id = ?1 AND c.channel = ?2 AND c.customer_id = ?3"
-            ))?;
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                let found = find
-                    .query_row(
-                        rusqlite::params![id(&key.0.0), key.1.as_str(), key.2],
-                        |row| {
-                            Ok(ConversationState {
-                                id: uuid_at(row, 0)?,
-                                status: row.get(1)?,
-                                human_since: time_opt_at(row, 2)?,
-                                human_activity_at: time_opt_at(row, 3)?,
-                                handoff_reason: row.get(4)?,
-                                after_hours_notice_night: date_opt_at(row, 5)?,
-                            })
-                        },
-                    )
-                    .optional()?;
-                if let Some(state) = found {
-                    out.push((key, state));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read("find_conversations", move |db| conversations_of(db, keys))
+            .await
     }
 
     /// Sets the writer thread's nice value (Linux: a per-thread attribute). A negative
@@ -250,7 +223,7 @@ impl HotWriter {
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
         lease_until: Option<DateTime<Utc>>,
-    ) -> StoreResult<(usize, Vec<ClaimedInbound>)> {
+    ) -> StoreResult<(usize, StoredLeased)> {
         // Each row is encoded into owned values before the writer is taken (the writer
         // thread then only runs SQLite), without copying the parsed records themselves.
         let rows = messages
@@ -297,7 +270,15 @@ impl HotWriter {
                 })
             })
             .collect();
-        let (new, leased) = self
+        // Every message's conversation key, for the leased ones' lookup.
+        let keys_of: Vec<(TenantId, Channel, String)> = match lease {
+            Some(_) => messages
+                .iter()
+                .map(|r| (r.tenant_id, r.channel, r.message.customer_id.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let (new, leased, conversations) = self
             .write("store_webhook", move |tx| {
                 let mut new = 0;
                 let mut leased = Vec::new();
@@ -328,7 +309,10 @@ impl HotWriter {
                 for s in &statuses {
                     apply_status(tx, s)?;
                 }
-                Ok((new, leased))
+                // What the pipeline looks up next, while the writer is here anyway.
+                let conversations =
+                    conversations_of(tx, leased.iter().map(|&i| keys_of[i].clone()).collect())?;
+                Ok((new, leased, conversations))
             })
             .await?;
         let leased = leased
@@ -350,7 +334,14 @@ impl HotWriter {
                 }
             })
             .collect();
-        Ok((new, leased))
+        Ok((
+            new,
+            StoredLeased {
+                messages: leased,
+                // Without a lease nothing was looked up: the pipeline does it.
+                conversations: lease_until.map(|_| conversations),
+            },
+        ))
     }
 
     /// Writes the turns (`MessageStore::complete_inbound`); with `lease_until`, also
@@ -500,6 +491,40 @@ fn json_at<T: serde::de::DeserializeOwned>(
         })
     })
     .transpose()
+}
+
+/// The conversations of these customers (those that have one): one probe of the
+/// unique key each.
+fn conversations_of(
+    db: &Connection,
+    keys: Vec<(TenantId, Channel, String)>,
+) -> rusqlite::Result<Vec<(ConversationKey, ConversationState)>> {
+    let mut find = db.prepare_cached(&format!(
+        "SELECT {CONVERSATION_COLS} FROM conversations c \
+         WHERE c.tenant_id = ?1 AND c.channel = ?2 AND c.customer_id = ?3"
+    ))?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = find
+            .query_row(
+                rusqlite::params![id(&key.0.0), key.1.as_str(), key.2],
+                |row| {
+                    Ok(ConversationState {
+                        id: uuid_at(row, 0)?,
+                        status: row.get(1)?,
+                        human_since: time_opt_at(row, 2)?,
+                        human_activity_at: time_opt_at(row, 3)?,
+                        handoff_reason: row.get(4)?,
+                        after_hours_notice_night: date_opt_at(row, 5)?,
+                    })
+                },
+            )
+            .optional()?;
+        if let Some(state) = found {
+            out.push((key, state));
+        }
+    }
+    Ok(out)
 }
 
 /// A row in the order of `INBOUND_COLS`.

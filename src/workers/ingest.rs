@@ -14,11 +14,11 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::messages::{ClaimedInbound, InboundRecord, StatusRecord};
+use crate::store::messages::{InboundRecord, StatusRecord, StoredLeased};
 
 /// A batch of new messages leased as they were stored, for the pipeline to process at
 /// once, with the pipeline slot it holds.
-pub type Handed = (tokio::sync::OwnedSemaphorePermit, Vec<ClaimedInbound>);
+pub type Handed = (tokio::sync::OwnedSemaphorePermit, StoredLeased);
 
 /// Where stored messages go straight to the pipeline (set once the workers run): new
 /// messages that are their customer's only pending one are leased in the transaction
@@ -162,12 +162,12 @@ async fn run(
             let ok = match result {
                 Ok((new, handed)) => {
                     metrics::counter!("parley_messages_received_total").increment(new as u64);
-                    let passed = handed.as_ref().map_or(0, |(_, _, l)| l.len());
+                    let passed = handed.as_ref().map_or(0, |(_, _, l)| l.messages.len());
                     if new > passed {
                         wake.notify_one();
                     }
                     if let Some((h, slot, leased)) = handed
-                        && !leased.is_empty()
+                        && !leased.messages.is_empty()
                     {
                         // Gone only if the workers stopped: the leases run out and the
                         // messages are claimed then.

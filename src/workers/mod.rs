@@ -93,7 +93,8 @@ async fn take_handed(
                 let state = state.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = pipeline::process(&state, batch).await {
+                    let known = batch.conversations;
+                    if let Err(e) = pipeline::process_known(&state, batch.messages, known).await {
                         // Left leased: claimed again when the lease runs out.
                         tracing::error!(error = %e, "pipeline: batch not processed");
                     }

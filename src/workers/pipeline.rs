@@ -39,6 +39,16 @@ pub async fn claim(state: &AppState) -> Result<Vec<ClaimedInbound>, StoreError> 
 
 /// Decides a claimed batch and writes its turns; returns how many messages it handled.
 pub async fn process(state: &AppState, claimed: Vec<ClaimedInbound>) -> Result<usize, StoreError> {
+    process_known(state, claimed, None).await
+}
+
+/// As `process`, with the customers' conversations when they are known already (read
+/// by the transaction that stored and leased the messages); else they are looked up.
+pub async fn process_known(
+    state: &AppState,
+    claimed: Vec<ClaimedInbound>,
+    known: Option<Vec<(ConvKey, ConversationState)>>,
+) -> Result<usize, StoreError> {
     if claimed.is_empty() {
         return Ok(0);
     }
@@ -47,12 +57,15 @@ pub async fn process(state: &AppState, claimed: Vec<ClaimedInbound>) -> Result<u
         .iter()
         .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone()))
         .collect();
-    let conversations: HashMap<ConvKey, ConversationState> = state
-        .store
-        .find_conversations(&keys)
-        .await?
-        .into_iter()
-        .collect();
+    let conversations: HashMap<ConvKey, ConversationState> = match known {
+        Some(known) => known.into_iter().collect(),
+        None => state
+            .store
+            .find_conversations(&keys)
+            .await?
+            .into_iter()
+            .collect(),
+    };
     let mut turns = Vec::with_capacity(claimed.len());
     for (msg, key) in claimed.iter().zip(&keys) {
         let ctx = match state.cache.get(msg.tenant_id).await {
