@@ -257,31 +257,19 @@ impl HotWriter {
         let lease = lease_until.map(ts);
         // Each customer's first message here, in case it can be leased (by index).
         let mut customers = std::collections::HashSet::new();
-        let keys: Vec<Option<(Vec<u8>, &'static str, String)>> = messages
+        let keys: Vec<Option<ConversationKey>> = messages
             .iter()
             .map(|r| {
                 let key = (r.tenant_id, r.channel, r.message.customer_id.as_str());
-                (lease.is_some() && customers.insert(key)).then(|| {
-                    (
-                        id(&r.tenant_id.0).to_vec(),
-                        r.channel.as_str(),
-                        r.message.customer_id.clone(),
-                    )
-                })
+                (lease.is_some() && customers.insert(key))
+                    .then(|| (r.tenant_id, r.channel, r.message.customer_id.clone()))
             })
             .collect();
-        // Every message's conversation key, for the leased ones' lookup.
-        let keys_of: Vec<(TenantId, Channel, String)> = match lease {
-            Some(_) => messages
-                .iter()
-                .map(|r| (r.tenant_id, r.channel, r.message.customer_id.clone()))
-                .collect(),
-            None => Vec::new(),
-        };
         let (new, leased, conversations) = self
             .write("store_webhook", move |tx| {
                 let mut new = 0;
                 let mut leased = Vec::new();
+                let mut leased_keys = Vec::new();
                 let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
                 let mut waiting = tx.prepare_cached(
                     "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
@@ -289,9 +277,11 @@ impl HotWriter {
                 )?;
                 for (i, (mut row, key)) in rows.into_iter().zip(keys).enumerate() {
                     let lease_it = match &key {
-                        Some((tenant, channel, customer)) => {
-                            !waiting.exists(rusqlite::params![tenant, channel, customer])?
-                        }
+                        Some((tenant, channel, customer)) => !waiting.exists(rusqlite::params![
+                            id(&tenant.0),
+                            channel.as_str(),
+                            customer
+                        ])?,
                         None => false,
                     };
                     use rusqlite::types::Value;
@@ -302,16 +292,19 @@ impl HotWriter {
                     row.push(Value::from(i64::from(lease_it)));
                     let inserted = insert.execute(rusqlite::params_from_iter(row))?;
                     new += inserted;
-                    if lease_it && inserted == 1 {
+                    if lease_it
+                        && inserted == 1
+                        && let Some(key) = key
+                    {
                         leased.push(i);
+                        leased_keys.push(key);
                     }
                 }
                 for s in &statuses {
                     apply_status(tx, s)?;
                 }
                 // What the pipeline looks up next, while the writer is here anyway.
-                let conversations =
-                    conversations_of(tx, leased.iter().map(|&i| keys_of[i].clone()).collect())?;
+                let conversations = conversations_of(tx, leased_keys)?;
                 Ok((new, leased, conversations))
             })
             .await?;
@@ -497,7 +490,7 @@ fn json_at<T: serde::de::DeserializeOwned>(
 /// unique key each.
 fn conversations_of(
     db: &Connection,
-    keys: Vec<(TenantId, Channel, String)>,
+    keys: Vec<ConversationKey>,
 ) -> rusqlite::Result<Vec<(ConversationKey, ConversationState)>> {
     let mut find = db.prepare_cached(&format!(
         "SELECT {CONVERSATION_COLS} FROM conversations c \

@@ -147,8 +147,7 @@ async fn run(
             let slot = handoff.and_then(|h| h.slots.clone().try_acquire_owned().ok());
             let result = match (handoff, slot) {
                 (Some(h), Some(slot)) => {
-                    let lease =
-                        h.clock.now() + chrono::Duration::from_std(h.lease).unwrap_or_default();
+                    let lease = super::lease_until(h.clock.now(), h.lease);
                     store
                         .store_webhook_leasing(&messages, &statuses, lease)
                         .await

@@ -105,6 +105,15 @@ async fn take_handed(
     }
 }
 
+/// When a lease taken at `now` for `lease` (`PARLEY_WORK_LEASE_SECONDS`) runs out: the
+/// same for a claim and for work leased as it is written.
+pub fn lease_until(
+    now: chrono::DateTime<chrono::Utc>,
+    lease: Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or_default()
+}
+
 /// How long to wait, per message of the last batch, before taking the next one.
 pub const LINGER_PER_MESSAGE: Duration = Duration::from_micros(500);
 

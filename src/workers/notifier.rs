@@ -13,7 +13,7 @@ pub async fn notify_once(state: &AppState) -> Result<usize, StoreError> {
         return Ok(0);
     };
     let now = state.clock.now();
-    let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
+    let lease = super::lease_until(now, state.config.work_lease);
     let jobs = state
         .store
         .claim_email_notifications(BATCH, now, lease)

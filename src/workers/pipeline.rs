@@ -13,16 +13,13 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::cache::TenantContext;
-use crate::domain::{Channel, TenantId};
 use crate::runtime::{self, Step, TurnInput};
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;
-use crate::store::messages::{ClaimedInbound, Handoff, TurnRecord};
+use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, TurnRecord};
 
 /// Most messages claimed at once.
 pub const BATCH: i64 = 256;
-
-type ConvKey = (TenantId, Channel, String);
 
 /// Claims and processes one batch; returns how many messages it handled.
 pub async fn process_once(state: &AppState) -> Result<usize, StoreError> {
@@ -33,7 +30,7 @@ pub async fn process_once(state: &AppState) -> Result<usize, StoreError> {
 /// Leases up to `BATCH` inbound messages: each its customer's oldest pending one.
 pub async fn claim(state: &AppState) -> Result<Vec<ClaimedInbound>, StoreError> {
     let now = state.clock.now();
-    let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
+    let lease = super::lease_until(now, state.config.work_lease);
     state.store.claim_inbound(BATCH, now, lease).await
 }
 
@@ -47,17 +44,17 @@ pub async fn process(state: &AppState, claimed: Vec<ClaimedInbound>) -> Result<u
 pub async fn process_known(
     state: &AppState,
     claimed: Vec<ClaimedInbound>,
-    known: Option<Vec<(ConvKey, ConversationState)>>,
+    known: Option<Vec<(ConversationKey, ConversationState)>>,
 ) -> Result<usize, StoreError> {
     if claimed.is_empty() {
         return Ok(0);
     }
     let now = state.clock.now();
-    let keys: Vec<ConvKey> = claimed
+    let keys: Vec<ConversationKey> = claimed
         .iter()
         .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone()))
         .collect();
-    let conversations: HashMap<ConvKey, ConversationState> = match known {
+    let conversations: HashMap<ConversationKey, ConversationState> = match known {
         Some(known) => known.into_iter().collect(),
         None => state
             .store
@@ -138,8 +135,7 @@ async fn write(
     };
     let leased = match &slot {
         Some(_) => {
-            let lease =
-                now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
+            let lease = super::lease_until(now, state.config.work_lease);
             state
                 .store
                 .complete_inbound_leasing(turns, now, lease)

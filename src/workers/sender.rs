@@ -30,7 +30,7 @@ pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreErr
 /// Leases up to `BATCH` due messages: each its customer's oldest pending one.
 pub async fn claim(state: &AppState) -> Result<Vec<ClaimedOutbound>, crate::store::StoreError> {
     let now = state.clock.now();
-    let lease = now + chrono::Duration::from_std(state.config.work_lease).unwrap_or_default();
+    let lease = super::lease_until(now, state.config.work_lease);
     state.store.claim_outbound(BATCH, now, lease).await
 }
 
