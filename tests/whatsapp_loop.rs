@@ -635,6 +635,73 @@ async fn the_per_customer_daily_limit_is_shared_and_enforced(db: Db) {
     assert_eq!(decisions, ["faq_match", "faq_match", "rate_limited"]);
 }
 
+async fn a_batch_counts_its_replies_against_the_hourly_limit_in_order(db: Db) {
+    let Some(w) = World::with(db, true, |b| {
+        b["settings"]["max_messages_per_hour"] = json!(3);
+    })
+    .await
+    else {
+        return;
+    };
+    let tenant = w.tenant("acme").await.id;
+    // Five customers write while the workers are off, then one pipeline batch takes
+    // them all: the first three (in arrival order) are answered, the rest rate limited.
+    let (first, _cfg) = stored_but_not_processed(&w, "wamid.IN.h1", Duration::from_secs(60)).await;
+    for i in 2..=5 {
+        let body = text_webhook(
+            A,
+            &format!("1555123000{i}"),
+            &format!("wamid.IN.h{i}"),
+            "Do you deliver?",
+        );
+        assert_eq!(post_signed_to(&first, "acme", &body).await.status(), 200);
+    }
+    let state = &first.state;
+    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    parley::workers::pipeline::process(state, claimed)
+        .await
+        .unwrap();
+    let mut decisions = state.store.list_decisions(tenant, 100).await.unwrap();
+    decisions.sort_by_key(|d| d.inbound_message_id);
+    let reasons: Vec<&str> = decisions.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "faq_match",
+            "faq_match",
+            "faq_match",
+            "rate_limited",
+            "rate_limited"
+        ]
+    );
+    // Sent by the pipeline's own sender, or by the outbox worker's claim.
+    parley::workers::sender::send_once(state).await.unwrap();
+    let sent = wait_for_texts(&w.meta, 3).await;
+    let mut to: Vec<&str> = sent.iter().map(|t| t.to.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["+15551230001", "+15551230002", "+15551230003"]);
+    let now = Utc::now();
+    // The count is shared: the next reply this hour is limited too.
+    assert!(
+        !state
+            .store
+            .take_quota(tenant, "tenant_hour", decisions_hour(now), 3)
+            .await
+            .unwrap()
+    );
+    first.stop().await;
+}
+
+/// The start of `now`'s hour, the tenant's hourly counter window.
+fn decisions_hour(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    use chrono::Timelike;
+    now.with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap()
+}
+
 async fn meta_verification_answers_the_challenge_only_with_the_right_token(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1168,6 +1235,7 @@ on_both_backends!(
     statuses_move_forward_only_whatever_their_order,
     below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent,
     the_per_customer_daily_limit_is_shared_and_enforced,
+    a_batch_counts_its_replies_against_the_hourly_limit_in_order,
     meta_verification_answers_the_challenge_only_with_the_right_token,
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
     one_customers_messages_are_answered_in_order,

@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::cache::TenantContext;
 use crate::store::conversations::ConversationState;
 use crate::store::messages::{
-    ClaimedInbound, DecisionRecord, Handoff, NotificationRecord, OutboundRecord, TurnRecord,
+    ClaimedInbound, DecisionRecord, Handoff, NotificationRecord, OutboundRecord, QuotaAsk,
+    TurnRecord,
 };
 use crate::store::{Store, StoreResult};
 
@@ -51,16 +52,39 @@ pub async fn finish(
     store: &dyn Store,
     ctx: &TenantContext,
     input: &TurnInput<'_>,
+    outcome: Outcome,
+    handoff: Option<Handoff>,
+    now: DateTime<Utc>,
+) -> StoreResult<TurnRecord> {
+    let asks = quota_asks(ctx, &outcome, &input.msg.message.customer_id, now);
+    let reached = match asks.is_empty() {
+        true => None,
+        false => {
+            let chain: Vec<QuotaAsk> = asks.iter().map(|(_, q)| q.clone()).collect();
+            let reached = store.take_quotas(&[chain]).await?;
+            reached.first().copied().flatten().map(|i| asks[i].0)
+        }
+    };
+    finish_limited(store, ctx, input, outcome, handoff, now, reached).await
+}
+
+/// As `finish`, with the rate counters already taken (`quota_asks`, then
+/// `MessageStore::take_quotas` for a whole batch): `reached` names the limit the reply
+/// ran into, if it did.
+pub async fn finish_limited(
+    store: &dyn Store,
+    ctx: &TenantContext,
+    input: &TurnInput<'_>,
     mut outcome: Outcome,
     mut handoff: Option<Handoff>,
     now: DateTime<Utc>,
+    reached: Option<&'static str>,
 ) -> StoreResult<TurnRecord> {
     let msg = input.msg;
     let m = &msg.message;
     let s = &ctx.settings;
     outcome.usage.inbound = 1 + input.merged.len() as i64;
-    let customer_reply = outcome.reply.is_some() && outcome.escalate.is_none();
-    if customer_reply && let Some(limited) = over_limit(store, ctx, &m.customer_id, now).await? {
+    if let Some(limited) = reached {
         let usage = outcome.usage;
         outcome = Outcome::no_reply("rate_limited").with_detail(json!({ "limit": limited }));
         outcome.usage = usage;
@@ -266,28 +290,39 @@ async fn notify_staff(
     Ok((sends, notes))
 }
 
-/// Takes one reply from the tenant's hourly and the customer's daily allowance;
-/// returns which limit was reached, if one was. Counted in the database, so every
-/// instance shares the count. Windows follow the tenant's time zone.
-async fn over_limit(
-    store: &dyn Store,
+/// The rate counters a turn with this outcome takes one unit from, in order, each
+/// with the name of its limit: the customer's daily and the tenant's hourly allowance,
+/// for a reply to the customer (none for silence or an escalation). Counted in the
+/// database, so every instance shares the count; windows follow the tenant's time zone.
+pub fn quota_asks(
     ctx: &TenantContext,
+    outcome: &Outcome,
     customer: &str,
     now: DateTime<Utc>,
-) -> StoreResult<Option<&'static str>> {
+) -> Vec<(&'static str, QuotaAsk)> {
     let s = &ctx.settings;
-    let tz: chrono_tz::Tz = ctx.tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let local = now.with_timezone(&tz);
+    let mut out = Vec::new();
+    if outcome.reply.is_none() || outcome.escalate.is_some() {
+        return out;
+    }
+    let ask = |scope: String, window_start, limit| QuotaAsk {
+        tenant: ctx.tenant.id,
+        scope,
+        window_start,
+        limit,
+    };
     if let Some(limit) = s.max_messages_per_user_per_day {
+        let tz: chrono_tz::Tz = ctx.tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let local = now.with_timezone(&tz);
         let day = tz
             .with_ymd_and_hms(local.year(), local.month(), local.day(), 0, 0, 0)
             .earliest()
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or(now);
-        let scope = format!("user_day:{customer}");
-        if !store.take_quota(ctx.tenant.id, &scope, day, limit).await? {
-            return Ok(Some("max_messages_per_user_per_day"));
-        }
+        out.push((
+            "max_messages_per_user_per_day",
+            ask(format!("user_day:{customer}"), day, limit),
+        ));
     }
     if let Some(limit) = s.max_messages_per_hour {
         let hour = now
@@ -295,12 +330,10 @@ async fn over_limit(
             .and_then(|t| t.with_second(0))
             .and_then(|t| t.with_nanosecond(0))
             .unwrap_or(now);
-        if !store
-            .take_quota(ctx.tenant.id, "tenant_hour", hour, limit)
-            .await?
-        {
-            return Ok(Some("max_messages_per_hour"));
-        }
+        out.push((
+            "max_messages_per_hour",
+            ask("tenant_hour".to_string(), hour, limit),
+        ));
     }
-    Ok(None)
+    out
 }

@@ -30,6 +30,15 @@ pub struct StatusRecord {
     pub received_at: DateTime<Utc>,
 }
 
+/// One unit to take from a rate counter (`MessageStore::take_quota`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaAsk {
+    pub tenant: TenantId,
+    pub scope: String,
+    pub window_start: DateTime<Utc>,
+    pub limit: i64,
+}
+
 /// An inbound message claimed for processing.
 #[derive(Clone, Debug)]
 pub struct ClaimedInbound {
@@ -351,6 +360,14 @@ pub trait MessageStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<bool>;
 
+    /// Takes one unit from each chain's counters in order (as `take_quota`), stopping
+    /// at the first whose limit is reached; returns, per chain, the index of that
+    /// counter, if there was one. One transaction for them all where the store has a
+    /// writer of its own (SQLite): the pipeline counts a whole batch's replies at once.
+    async fn take_quotas(&self, chains: &[Vec<QuotaAsk>]) -> StoreResult<Vec<Option<usize>>> {
+        take_in_turn(self, chains).await
+    }
+
     /// Claims up to `limit` outbound messages that are due: per customer, only the
     /// oldest pending one.
     async fn claim_outbound(
@@ -388,6 +405,28 @@ pub trait MessageStore: Send + Sync {
         tenant: TenantId,
         limit: i64,
     ) -> StoreResult<Vec<StoredDecision>>;
+}
+
+/// `MessageStore::take_quotas` one `take_quota` at a time.
+pub(super) async fn take_in_turn<S: MessageStore + ?Sized>(
+    store: &S,
+    chains: &[Vec<QuotaAsk>],
+) -> StoreResult<Vec<Option<usize>>> {
+    let mut out = Vec::with_capacity(chains.len());
+    for chain in chains {
+        let mut reached = None;
+        for (i, q) in chain.iter().enumerate() {
+            if !store
+                .take_quota(q.tenant, &q.scope, q.window_start, q.limit)
+                .await?
+            {
+                reached = Some(i);
+                break;
+            }
+        }
+        out.push(reached);
+    }
+    Ok(out)
 }
 
 /// Whether a message's provider JSON says more than its columns. A plain text message
@@ -730,6 +769,13 @@ macro_rules! impl_message_store {
                 window_start: DateTime<Utc>,
                 limit: i64,
             ) -> StoreResult<bool> {
+                if let Some(hot) = self.hot_writer() {
+                    // Through the loop's own writer: a second SQLite connection writing
+                    // beside it waits for its lock on every reply.
+                    let ask = QuotaAsk { tenant, scope: scope.to_string(), window_start, limit };
+                    let reached = hot.take_quotas(vec![vec![ask]]).await?;
+                    return Ok(reached.first().is_some_and(|r| r.is_none()));
+                }
                 let counted: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO rate_counters (tenant_id, scope, window_start, count) VALUES ($1, $2, $3, 1) \
                      ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
@@ -742,6 +788,13 @@ macro_rules! impl_message_store {
                 .fetch_optional(self.write_pool())
                 .await?;
                 Ok(counted.is_some_and(|c| c <= limit))
+            }
+
+            async fn take_quotas(&self, chains: &[Vec<QuotaAsk>]) -> StoreResult<Vec<Option<usize>>> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot.take_quotas(chains.to_vec()).await;
+                }
+                $crate::store::messages::take_in_turn(self, chains).await
             }
 
             async fn claim_outbound(

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
-    ClaimedInbound, ClaimedOutbound, ConversationKey, Handoff, InboundRecord, RANK_SQL,
+    ClaimedInbound, ClaimedOutbound, ConversationKey, Handoff, InboundRecord, QuotaAsk, RANK_SQL,
     SendOutcome, SendResult, StatusRecord, StoredLeased, TurnRecord, claim_inbound_sql,
     claim_outbound_sql, delivery_rank, raw_worth_keeping, sent_per_tenant, usage_per_tenant,
 };
@@ -351,6 +351,40 @@ impl HotWriter {
         let turns = turns.to_vec();
         self.write("complete_inbound", move |tx| {
             complete(tx, &turns, now, lease_until)
+        })
+        .await
+    }
+
+    /// Takes the chains' rate counters in one transaction (`MessageStore::take_quotas`),
+    /// with the statement of the sqlx `take_quota`.
+    pub async fn take_quotas(&self, chains: Vec<Vec<QuotaAsk>>) -> StoreResult<Vec<Option<usize>>> {
+        if chains.iter().all(Vec::is_empty) {
+            return Ok(vec![None; chains.len()]);
+        }
+        self.write("take_quotas", move |tx| {
+            let mut take = tx.prepare_cached(
+                "INSERT INTO rate_counters (tenant_id, scope, window_start, count) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+                 WHERE rate_counters.count < ?4 RETURNING count",
+            )?;
+            let mut out = Vec::with_capacity(chains.len());
+            for chain in &chains {
+                let mut reached = None;
+                for (i, q) in chain.iter().enumerate() {
+                    let counted: Option<i64> = take
+                        .query_row(
+                            rusqlite::params![id(&q.tenant.0), q.scope, ts(q.window_start), q.limit],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    if counted.is_none_or(|c| c > q.limit) {
+                        reached = Some(i);
+                        break;
+                    }
+                }
+                out.push(reached);
+            }
+            Ok(out)
         })
         .await
     }

@@ -16,7 +16,7 @@ use crate::cache::TenantContext;
 use crate::runtime::{self, Step, TurnInput};
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;
-use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, TurnRecord};
+use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, QuotaAsk, TurnRecord};
 
 /// Most messages claimed at once.
 pub const BATCH: i64 = 256;
@@ -63,7 +63,9 @@ pub async fn process_known(
             .into_iter()
             .collect(),
     };
-    let mut turns = Vec::with_capacity(claimed.len());
+    // Decided first, then the replies' rate counters taken for the whole batch at once
+    // (one write instead of one per reply), then the turns built.
+    let mut decided = Vec::with_capacity(claimed.len());
     for (msg, key) in claimed.iter().zip(&keys) {
         let ctx = match state.cache.get(msg.tenant_id).await {
             Ok(Some(ctx)) => ctx,
@@ -90,10 +92,8 @@ pub async fn process_known(
         match step {
             Step::Done(outcome) => {
                 count(&outcome);
-                let turn =
-                    runtime::finish(state.store.as_ref(), &ctx, &input, outcome, handoff, now)
-                        .await?;
-                turns.push(turn);
+                let asks = runtime::quota_asks(&ctx, &outcome, &msg.message.customer_id, now);
+                decided.push((ctx, input, outcome, handoff, asks));
             }
             Step::AskLlm {
                 best_faq,
@@ -111,6 +111,22 @@ pub async fn process_known(
                 tokio::spawn(run_llm_turn(state.clone(), job));
             }
         }
+    }
+    let chains: Vec<Vec<QuotaAsk>> = decided
+        .iter()
+        .map(|(.., asks)| asks.iter().map(|(_, q)| q.clone()).collect())
+        .collect();
+    let reached = match chains.iter().all(Vec::is_empty) {
+        true => vec![None; chains.len()],
+        false => state.store.take_quotas(&chains).await?,
+    };
+    let mut turns = Vec::with_capacity(decided.len());
+    for ((ctx, input, outcome, handoff, asks), reached) in decided.into_iter().zip(reached) {
+        let limit = reached.and_then(|i| asks.get(i)).map(|(name, _)| *name);
+        let store = state.store.as_ref();
+        let turn =
+            runtime::finish_limited(store, &ctx, &input, outcome, handoff, now, limit).await?;
+        turns.push(turn);
     }
     write(state, &turns, now).await?;
     Ok(claimed.len())
