@@ -490,6 +490,12 @@ macro_rules! impl_conversation_store {
             }
 
             async fn defer_claim(&self, tenant: TenantId, id: Uuid, until: DateTime<Utc>) -> StoreResult<()> {
+                if let Some(hot) = self.hot_writer() {
+                    // Every message of a tenant that merges bursts is deferred once: on
+                    // SQLite through the loop's own writer, not a second connection
+                    // waiting for its lock.
+                    return hot.defer_claim(tenant, id, until).await;
+                }
                 sqlx::query(
                     "UPDATE inbound_messages SET claimed_until = $3, attempts = attempts - 1 \
                      WHERE tenant_id = $1 AND id = $2 AND state = 'pending'",

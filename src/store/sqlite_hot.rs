@@ -355,6 +355,24 @@ impl HotWriter {
         .await
     }
 
+    /// Puts a claimed message back until `until` (`ConversationStore::defer_claim`).
+    pub async fn defer_claim(
+        &self,
+        tenant: TenantId,
+        message: Uuid,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write("defer_claim", move |tx| {
+            tx.prepare_cached(
+                "UPDATE inbound_messages SET claimed_until = ?3, attempts = attempts - 1 \
+                 WHERE tenant_id = ?1 AND id = ?2 AND state = 'pending'",
+            )?
+            .execute(rusqlite::params![id(&tenant.0), id(&message), ts(until)])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Takes the chains' rate counters in one transaction (`MessageStore::take_quotas`),
     /// with the statement of the sqlx `take_quota`.
     pub async fn take_quotas(&self, chains: Vec<Vec<QuotaAsk>>) -> StoreResult<Vec<Option<usize>>> {
