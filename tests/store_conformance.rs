@@ -548,6 +548,69 @@ async fn migrations_go_down_and_up_again(db: Db) {
     assert!(store.list_tenants().await.unwrap().is_empty());
 }
 
+async fn concurrent_batches_never_take_more_than_a_rate_limit(db: Db) {
+    use parley::store::messages::QuotaAsk;
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
+    let store = std::sync::Arc::new(db.store().await);
+    let (keys, _) = key_ring();
+    let (a, _) = seed(store.as_ref().as_ref(), &keys, "alpha", "111").await;
+    let (b, _) = seed(store.as_ref().as_ref(), &keys, "beta", "222").await;
+    let hour = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    // 32 batches at once, five replies each, against one hourly limit of 20.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(32));
+    let batches: Vec<_> = (0..32)
+        .map(|batch| {
+            let store = store.clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let chains: Vec<Vec<QuotaAsk>> = (0..5)
+                    .map(|i| {
+                        let ask = |scope: String, limit| QuotaAsk {
+                            tenant: a.id,
+                            scope,
+                            window_start: hour,
+                            limit,
+                        };
+                        vec![
+                            ask(format!("user_day:{batch}-{i}"), 1),
+                            ask("tenant_hour".to_string(), 20),
+                        ]
+                    })
+                    .collect();
+                store.take_quotas(&chains).await.unwrap()
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    let mut limited = 0;
+    for batch in batches {
+        for reached in batch.await.unwrap() {
+            match reached {
+                None => answered += 1,
+                Some(1) => limited += 1,
+                other => panic!("only the hourly limit can be reached: {other:?}"),
+            }
+        }
+    }
+    assert_eq!((answered, limited), (20, 140));
+    assert!(
+        !store
+            .take_quota(a.id, "tenant_hour", hour, 20)
+            .await
+            .unwrap()
+    );
+    // Another tenant's counter of the same name and hour is its own.
+    assert!(
+        store
+            .take_quota(b.id, "tenant_hour", hour, 1)
+            .await
+            .unwrap()
+    );
+}
+
 on_both_backends!(
     tenants_are_created_found_listed_and_toggled,
     a_taken_slug_or_phone_number_id_is_a_conflict_and_writes_nothing,
@@ -559,4 +622,5 @@ on_both_backends!(
     deleting_a_tenant_removes_everything_it_owns,
     secrets_are_paged_replaced_only_when_unchanged_and_counted_by_key,
     migrations_go_down_and_up_again,
+    concurrent_batches_never_take_more_than_a_rate_limit,
 );

@@ -407,6 +407,36 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<StoredDecision>>;
 }
 
+/// A rate counter's key: tenant, scope, window start.
+pub(super) type CounterKey = (TenantId, String, DateTime<Utc>);
+
+pub(super) fn counter_key(q: &QuotaAsk) -> CounterKey {
+    (q.tenant, q.scope.clone(), q.window_start)
+}
+
+/// `MessageStore::take_quotas` over counters read (and locked) beforehand, `counts`
+/// (missing ones are at 0), which it updates: a chain takes one unit from each of its
+/// counters in order while that counter is under its limit, and stops at the first that
+/// is not (as `take_quota`'s `count < limit` update does).
+pub(super) fn take_from(
+    chains: &[Vec<QuotaAsk>],
+    counts: &mut std::collections::HashMap<CounterKey, i64>,
+) -> Vec<Option<usize>> {
+    chains
+        .iter()
+        .map(|chain| {
+            for (i, q) in chain.iter().enumerate() {
+                let count = counts.entry(counter_key(q)).or_insert(0);
+                if *count >= q.limit {
+                    return Some(i);
+                }
+                *count += 1;
+            }
+            None
+        })
+        .collect()
+}
+
 /// `MessageStore::take_quotas` one `take_quota` at a time.
 pub(super) async fn take_in_turn<S: MessageStore + ?Sized>(
     store: &S,
@@ -793,6 +823,9 @@ macro_rules! impl_message_store {
             async fn take_quotas(&self, chains: &[Vec<QuotaAsk>]) -> StoreResult<Vec<Option<usize>>> {
                 if let Some(hot) = self.hot_writer() {
                     return hot.take_quotas(chains.to_vec()).await;
+                }
+                if let Some(taken) = self.take_quotas_arrays(chains).await {
+                    return taken;
                 }
                 $crate::store::messages::take_in_turn(self, chains).await
             }
@@ -1245,6 +1278,38 @@ mod tests {
             MessageKind::Image,
             json!({"type": "image"})
         )));
+    }
+
+    #[test]
+    fn counters_are_taken_in_the_chains_order_and_a_chain_stops_at_its_first_limit() {
+        let tenant = TenantId::new();
+        let hour = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let ask = |scope: &str, limit| QuotaAsk {
+            tenant,
+            scope: scope.to_string(),
+            window_start: hour,
+            limit,
+        };
+        let chains = vec![
+            vec![ask("user_day:a", 1), ask("tenant_hour", 3)],
+            // Its daily limit is spent already: the hourly counter is not touched.
+            vec![ask("user_day:b", 1), ask("tenant_hour", 3)],
+            vec![ask("user_day:c", 1), ask("tenant_hour", 3)],
+            // The hour is full by now; the daily unit it took stays taken, as with
+            // `take_quota` one statement at a time.
+            vec![ask("user_day:d", 1), ask("tenant_hour", 3)],
+            vec![],
+        ];
+        let mut counts = std::collections::HashMap::from([
+            (counter_key(&ask("tenant_hour", 3)), 1),
+            (counter_key(&ask("user_day:b", 1)), 1),
+        ]);
+        let reached = take_from(&chains, &mut counts);
+        assert_eq!(reached, [None, Some(0), None, Some(1), None]);
+        assert_eq!(counts[&counter_key(&ask("tenant_hour", 3))], 3);
+        assert_eq!(counts[&counter_key(&ask("user_day:a", 1))], 1);
+        assert_eq!(counts[&counter_key(&ask("user_day:b", 1))], 1);
+        assert_eq!(counts[&counter_key(&ask("user_day:d", 1))], 1);
     }
 
     #[test]

@@ -138,6 +138,13 @@ impl SqliteStore {
         None
     }
 
+    async fn take_quotas_arrays(
+        &self,
+        _chains: &[Vec<super::messages::QuotaAsk>],
+    ) -> Option<StoreResult<Vec<Option<usize>>>> {
+        None
+    }
+
     async fn complete_inbound_arrays(
         &self,
         _turns: &[TurnRecord],

@@ -106,6 +106,22 @@ const COUNT_OUTBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, out
     SELECT t, $3, n FROM unnest($1::uuid[], $2::int8[]) AS v (t, n) \
     ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
 
+/// Makes sure these rate counters exist (at 0), in key order, so that concurrent
+/// batches create and then lock shared counters in the same order.
+const ENSURE_COUNTERS: &str = "INSERT INTO rate_counters (tenant_id, scope, window_start, count) \
+    SELECT t, s, w, 0 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS v (t, s, w) \
+    ORDER BY t, s, w ON CONFLICT (tenant_id, scope, window_start) DO NOTHING";
+
+/// Reads and locks them, in key order, until the transaction ends.
+const LOCK_COUNTERS: &str = "SELECT r.tenant_id, r.scope, r.window_start, r.count \
+    FROM rate_counters r JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS v (t, s, w) \
+    ON r.tenant_id = v.t AND r.scope = v.s AND r.window_start = v.w \
+    ORDER BY r.tenant_id, r.scope, r.window_start FOR UPDATE OF r";
+
+const SET_COUNTERS: &str = "UPDATE rate_counters r SET count = v.c \
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int8[]) AS v (t, s, w, c) \
+    WHERE r.tenant_id = v.t AND r.scope = v.s AND r.window_start = v.w";
+
 /// One column of a batch, for an array parameter.
 fn column<'a, T, V>(items: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
     items.iter().map(f).collect()
@@ -123,6 +139,66 @@ impl PgStore {
         rows: &[InboundRecord],
     ) -> Option<StoreResult<usize>> {
         Some(insert_inbound(conn, rows).await)
+    }
+
+    /// `MessageStore::take_quotas` in one transaction of three statements, whatever the
+    /// batch's size: the counters are created if new, read and locked (in key order),
+    /// taken from in the chains' order (`take_from`), and written back.
+    pub(super) async fn take_quotas_arrays(
+        &self,
+        chains: &[Vec<QuotaAsk>],
+    ) -> Option<StoreResult<Vec<Option<usize>>>> {
+        Some(self.take_quotas_locked(chains).await)
+    }
+
+    async fn take_quotas_locked(
+        &self,
+        chains: &[Vec<QuotaAsk>],
+    ) -> StoreResult<Vec<Option<usize>>> {
+        let mut keys: Vec<CounterKey> = chains.iter().flatten().map(counter_key).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(vec![None; chains.len()]);
+        }
+        let tenants: Vec<Uuid> = keys.iter().map(|k| k.0.0).collect();
+        let scopes: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let windows: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
+        let mut tx = self.write_pool().begin().await?;
+        sqlx::query(ENSURE_COUNTERS)
+            .bind(&tenants)
+            .bind(&scopes)
+            .bind(&windows)
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(Uuid, String, DateTime<Utc>, i64)> = sqlx::query_as(LOCK_COUNTERS)
+            .bind(&tenants)
+            .bind(&scopes)
+            .bind(&windows)
+            .fetch_all(&mut *tx)
+            .await?;
+        let before: HashMap<CounterKey, i64> = rows
+            .into_iter()
+            .map(|(t, s, w, c)| ((TenantId(t), s, w), c))
+            .collect();
+        let mut counts = before.clone();
+        let reached = take_from(chains, &mut counts);
+        let changed: Vec<(&CounterKey, i64)> = counts
+            .iter()
+            .filter(|(k, c)| before.get(*k) != Some(*c))
+            .map(|(k, c)| (k, *c))
+            .collect();
+        if !changed.is_empty() {
+            sqlx::query(SET_COUNTERS)
+                .bind(column(&changed, |(k, _)| k.0.0))
+                .bind(column(&changed, |(k, _)| k.1.as_str()))
+                .bind(column(&changed, |(k, _)| k.2))
+                .bind(column(&changed, |(_, c)| *c))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(reached)
     }
 
     /// All of a batch of turns, in one transaction.
