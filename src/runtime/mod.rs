@@ -57,15 +57,29 @@ pub async fn finish(
     now: DateTime<Utc>,
 ) -> StoreResult<TurnRecord> {
     let asks = quota_asks(ctx, &outcome, &input.msg.message.customer_id, now);
-    let reached = match asks.is_empty() {
-        true => None,
-        false => {
-            let chain: Vec<QuotaAsk> = asks.iter().map(|(_, q)| q.clone()).collect();
-            let reached = store.take_quotas(&[chain]).await?;
-            reached.first().copied().flatten().map(|i| asks[i].0)
-        }
-    };
+    let reached = take_limits(store, &[asks]).await?.pop().flatten();
     finish_limited(store, ctx, input, outcome, handoff, now, reached).await
+}
+
+/// Takes several turns' rate counters (`quota_asks` each) at once, in order
+/// (`MessageStore::take_quotas`); returns, per turn, the limit it ran into, if any.
+pub async fn take_limits(
+    store: &dyn Store,
+    asks: &[Vec<(&'static str, QuotaAsk)>],
+) -> StoreResult<Vec<Option<&'static str>>> {
+    let chains: Vec<Vec<QuotaAsk>> = asks
+        .iter()
+        .map(|a| a.iter().map(|(_, q)| q.clone()).collect())
+        .collect();
+    if chains.iter().all(Vec::is_empty) {
+        return Ok(vec![None; chains.len()]);
+    }
+    let reached = store.take_quotas(&chains).await?;
+    Ok(asks
+        .iter()
+        .zip(reached)
+        .map(|(a, r)| r.and_then(|i| a.get(i)).map(|(name, _)| *name))
+        .collect())
 }
 
 /// As `finish`, with the rate counters already taken (`quota_asks`, then

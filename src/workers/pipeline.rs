@@ -16,7 +16,7 @@ use crate::cache::TenantContext;
 use crate::runtime::{self, Step, TurnInput};
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;
-use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, QuotaAsk, TurnRecord};
+use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, TurnRecord};
 
 /// Most messages claimed at once.
 pub const BATCH: i64 = 256;
@@ -93,7 +93,7 @@ pub async fn process_known(
             Step::Done(outcome) => {
                 count(&outcome);
                 let asks = runtime::quota_asks(&ctx, &outcome, &msg.message.customer_id, now);
-                decided.push((ctx, input, outcome, handoff, asks));
+                decided.push(((ctx, input, outcome, handoff), asks));
             }
             Step::AskLlm {
                 best_faq,
@@ -112,18 +112,11 @@ pub async fn process_known(
             }
         }
     }
-    let chains: Vec<Vec<QuotaAsk>> = decided
-        .iter()
-        .map(|(.., asks)| asks.iter().map(|(_, q)| q.clone()).collect())
-        .collect();
-    let reached = match chains.iter().all(Vec::is_empty) {
-        true => vec![None; chains.len()],
-        false => state.store.take_quotas(&chains).await?,
-    };
+    let store = state.store.as_ref();
+    let (decided, asks): (Vec<_>, Vec<_>) = decided.into_iter().unzip();
+    let limits = runtime::take_limits(store, &asks).await?;
     let mut turns = Vec::with_capacity(decided.len());
-    for ((ctx, input, outcome, handoff, asks), reached) in decided.into_iter().zip(reached) {
-        let limit = reached.and_then(|i| asks.get(i)).map(|(name, _)| *name);
-        let store = state.store.as_ref();
+    for ((ctx, input, outcome, handoff), limit) in decided.into_iter().zip(limits) {
         let turn =
             runtime::finish_limited(store, &ctx, &input, outcome, handoff, now, limit).await?;
         turns.push(turn);
