@@ -45,6 +45,9 @@ pub struct AppState {
     /// Bounds the batches of replies the pipeline leased and is sending itself
     /// (`PARLEY_WORKER_TASKS`, as the sender's own batches); shutdown waits for them.
     pub send_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the read receipts going out on tasks of their own
+    /// (`workers::sender::READ_RECEIPTS`); shutdown waits for them.
+    pub receipt_slots: Arc<tokio::sync::Semaphore>,
     /// The SMTP relay for email notifications, when configured.
     pub email: Option<crate::channels::email::EmailSender>,
     /// Wakes the notifier when an email notification was queued.
@@ -104,8 +107,12 @@ impl AppState {
         });
         let send_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
         let pipe_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
+        let receipt_slots = Arc::new(tokio::sync::Semaphore::new(
+            crate::workers::sender::READ_RECEIPTS,
+        ));
         Self {
             pipe_slots,
+            receipt_slots,
             llm,
             llm_slots,
             send_slots,
@@ -160,8 +167,8 @@ pub async fn run(
     for w in workers {
         let _ = w.await;
     }
-    // Messages handed to the pipeline, then replies it is still sending itself: let
-    // them finish and be recorded.
+    // Messages handed to the pipeline, then replies it is still sending itself, then
+    // read receipts on their way: let them finish and be recorded.
     let _ = state
         .pipe_slots
         .acquire_many(state.config.worker_tasks as u32)
@@ -169,6 +176,10 @@ pub async fn run(
     let _ = state
         .send_slots
         .acquire_many(state.config.worker_tasks as u32)
+        .await;
+    let _ = state
+        .receipt_slots
+        .acquire_many(crate::workers::sender::READ_RECEIPTS as u32)
         .await;
     state.store.close().await;
     served?;

@@ -702,6 +702,45 @@ fn decisions_hour(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
         .unwrap()
 }
 
+async fn a_slow_read_receipt_does_not_hold_up_the_reply(db: Db) {
+    let Some(w) = World::with(db, false, |_| {}).await else {
+        return;
+    };
+    // Replies are accepted at once; read receipts get no answer for 30 s.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"type": "text"}),
+        ))
+        .respond_with(MetaAccepts(std::sync::atomic::AtomicU64::new(1)))
+        .mount(&w.meta)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"status": "read"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"success": true}))
+                .set_delay(Duration::from_secs(30)),
+        )
+        .mount(&w.meta)
+        .await;
+    let body = text_webhook(A, "15551230001", "wamid.IN.slow", "Do you deliver?");
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    // Recorded as sent (with Meta's id) while its receipt is still unanswered: waiting
+    // for it would take 30 s, and this gives up after 15.
+    wait_reply_state(&w, "acme", "sent").await;
+    let out = reply(&w, "acme").await;
+    assert_eq!(out.state, "sent");
+    assert!(out.provider_message_id.is_some());
+    let reads = read_receipts(&w.meta).await;
+    assert_eq!(
+        reads,
+        ["wamid.IN.slow"],
+        "the receipt was sent all the same"
+    );
+}
+
 async fn meta_verification_answers_the_challenge_only_with_the_right_token(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1236,6 +1275,7 @@ on_both_backends!(
     below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent,
     the_per_customer_daily_limit_is_shared_and_enforced,
     a_batch_counts_its_replies_against_the_hourly_limit_in_order,
+    a_slow_read_receipt_does_not_hold_up_the_reply,
     meta_verification_answers_the_challenge_only_with_the_right_token,
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
     one_customers_messages_are_answered_in_order,

@@ -18,8 +18,12 @@ use crate::store::messages::{ClaimedOutbound, SendOutcome, SendResult};
 pub const BATCH: i64 = 256;
 /// Longest text put into a template's body parameter.
 const TEMPLATE_PARAM_CHARS: usize = 1000;
-/// Sends in flight at once per worker.
-const IN_FLIGHT: usize = 128;
+/// Sends in flight at once per batch: the whole batch, so that a batch waits for one
+/// Graph API round trip, not several (Meta answers in 100–300 ms from most places).
+const IN_FLIGHT: usize = BATCH as usize;
+/// Read receipts in flight on tasks of their own at most; beyond that, a send waits for
+/// its receipt itself.
+pub const READ_RECEIPTS: usize = 1024;
 
 /// Claims, sends and records one batch; returns how many messages it handled.
 pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreError> {
@@ -133,18 +137,8 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
     .await
     {
         Ok(provider_message_id) => {
-            // Best effort: a missing blue tick is not worth a retry.
-            if let Some(read) = &msg.mark_read_message_id
-                && let Err(e) = whatsapp::mark_read(
-                    &state.http,
-                    base,
-                    &msg.provider_account_id,
-                    &wa.access_token,
-                    read,
-                )
-                .await
-            {
-                tracing::debug!(tenant = %msg.tenant_id, code = ?e.code, "mark as read failed");
+            if let Some(read) = &msg.mark_read_message_id {
+                mark_read(state, msg, &wa.access_token, read).await;
             }
             SendOutcome::Sent {
                 provider_message_id,
@@ -182,6 +176,41 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
                 SendFailure::Retryable => retry_later(state, msg, e.code, message),
             }
         }
+    }
+}
+
+/// Marks the customer's message read, once the reply went out. Best effort: a missing
+/// blue tick is not worth a retry. The receipt goes out on a task of its own, so the
+/// batch (and the slot it holds) does not wait a second Graph API round trip for it;
+/// with `READ_RECEIPTS` already in flight, it is sent here instead.
+async fn mark_read(
+    state: &AppState,
+    msg: &ClaimedOutbound,
+    token: &secrecy::SecretString,
+    read: &str,
+) {
+    let receipt = {
+        let state = state.clone();
+        let account = msg.provider_account_id.clone();
+        let tenant = msg.tenant_id;
+        let token = token.clone();
+        let read = read.to_string();
+        async move {
+            let base = &state.config.whatsapp_api_base;
+            let sent = whatsapp::mark_read(&state.http, base, &account, &token, &read).await;
+            if let Err(e) = sent {
+                tracing::debug!(%tenant, code = ?e.code, "mark as read failed");
+            }
+        }
+    };
+    match state.receipt_slots.clone().try_acquire_owned() {
+        Ok(slot) => {
+            tokio::spawn(async move {
+                let _slot = slot;
+                receipt.await;
+            });
+        }
+        Err(_) => receipt.await,
     }
 }
 
