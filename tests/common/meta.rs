@@ -30,13 +30,18 @@ impl Respond for MetaAccepts {
 
 /// Mounts "accept every text send" and "accept every mark-as-read".
 pub async fn meta_accepting_everything(server: &MockServer) {
+    mount_text_sends(server).await;
+    mount_read_receipts(server).await;
+}
+
+/// Mounts "accept every text send", each answered with a new message id.
+pub async fn mount_text_sends(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path_regex(r"^/v25\.0/\d+/messages$"))
         .and(body_partial_json(json!({"type": "text"})))
         .respond_with(MetaAccepts(AtomicU64::new(1)))
         .mount(server)
         .await;
-    mount_read_receipts(server).await;
 }
 
 pub async fn mount_read_receipts(server: &MockServer) {
