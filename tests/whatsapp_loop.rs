@@ -686,7 +686,7 @@ async fn a_batch_counts_its_replies_against_the_hourly_limit_in_order(db: Db) {
     assert!(
         !state
             .store
-            .take_quota(tenant, "tenant_hour", decisions_hour(now), 3)
+            .take_quota(tenant, "tenant_hour", hour_start(now), 3)
             .await
             .unwrap()
     );
@@ -694,7 +694,7 @@ async fn a_batch_counts_its_replies_against_the_hourly_limit_in_order(db: Db) {
 }
 
 /// The start of `now`'s hour, the tenant's hourly counter window.
-fn decisions_hour(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+fn hour_start(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
     use chrono::Timelike;
     now.with_minute(0)
         .and_then(|t| t.with_second(0))

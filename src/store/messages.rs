@@ -414,6 +414,28 @@ pub(super) fn counter_key(q: &QuotaAsk) -> CounterKey {
     (q.tenant, q.scope.clone(), q.window_start)
 }
 
+/// Takes one unit from a rate counter while it is under its limit ($4), returning the
+/// new count (no row when the limit was reached). Shared by sqlx and SQLite's loop
+/// writer, which numbers `$1`…`$4` by first appearance and binds them positionally.
+pub(super) const TAKE_QUOTA_SQL: &str = "INSERT INTO rate_counters (tenant_id, scope, \
+    window_start, count) VALUES ($1, $2, $3, 1) \
+    ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+    WHERE rate_counters.count < $4 RETURNING count";
+
+/// The index of the first of `chain`'s counters that `take` refuses (it takes one unit
+/// from each it accepts, in order, and stops there), if one is refused.
+pub(super) fn first_refused<E>(
+    chain: &[QuotaAsk],
+    mut take: impl FnMut(&QuotaAsk) -> Result<bool, E>,
+) -> Result<Option<usize>, E> {
+    for (i, q) in chain.iter().enumerate() {
+        if !take(q)? {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
 /// `MessageStore::take_quotas` over counters read (and locked) beforehand, `counts`
 /// (missing ones are at 0), which it updates: a chain takes one unit from each of its
 /// counters in order while that counter is under its limit, and stops at the first that
@@ -425,14 +447,13 @@ pub(super) fn take_from(
     chains
         .iter()
         .map(|chain| {
-            for (i, q) in chain.iter().enumerate() {
+            let Ok(reached) = first_refused(chain, |q| {
                 let count = counts.entry(counter_key(q)).or_insert(0);
-                if *count >= q.limit {
-                    return Some(i);
-                }
-                *count += 1;
-            }
-            None
+                let under = *count < q.limit;
+                *count += i64::from(under);
+                Ok::<_, std::convert::Infallible>(under)
+            });
+            reached
         })
         .collect()
 }
@@ -806,11 +827,7 @@ macro_rules! impl_message_store {
                     let reached = hot.take_quotas(vec![vec![ask]]).await?;
                     return Ok(reached.first().is_some_and(|r| r.is_none()));
                 }
-                let counted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO rate_counters (tenant_id, scope, window_start, count) VALUES ($1, $2, $3, 1) \
-                     ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-                     WHERE rate_counters.count < $4 RETURNING count",
-                )
+                let counted: Option<i64> = sqlx::query_scalar($crate::store::messages::TAKE_QUOTA_SQL)
                 .bind(tenant.0)
                 .bind(scope)
                 .bind(window_start)

@@ -33,8 +33,9 @@ use uuid::Uuid;
 use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
     ClaimedInbound, ClaimedOutbound, ConversationKey, Handoff, InboundRecord, QuotaAsk, RANK_SQL,
-    SendOutcome, SendResult, StatusRecord, StoredLeased, TurnRecord, claim_inbound_sql,
-    claim_outbound_sql, delivery_rank, raw_worth_keeping, sent_per_tenant, usage_per_tenant,
+    SendOutcome, SendResult, StatusRecord, StoredLeased, TAKE_QUOTA_SQL, TurnRecord,
+    claim_inbound_sql, claim_outbound_sql, delivery_rank, first_refused, raw_worth_keeping,
+    sent_per_tenant, usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
@@ -374,35 +375,26 @@ impl HotWriter {
     }
 
     /// Takes the chains' rate counters in one transaction (`MessageStore::take_quotas`),
-    /// with the statement of the sqlx `take_quota`.
+    /// with the sqlx `take_quota`'s statement.
     pub async fn take_quotas(&self, chains: Vec<Vec<QuotaAsk>>) -> StoreResult<Vec<Option<usize>>> {
         if chains.iter().all(Vec::is_empty) {
             return Ok(vec![None; chains.len()]);
         }
         self.write("take_quotas", move |tx| {
-            let mut take = tx.prepare_cached(
-                "INSERT INTO rate_counters (tenant_id, scope, window_start, count) VALUES (?1, ?2, ?3, 1) \
-                 ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-                 WHERE rate_counters.count < ?4 RETURNING count",
-            )?;
-            let mut out = Vec::with_capacity(chains.len());
-            for chain in &chains {
-                let mut reached = None;
-                for (i, q) in chain.iter().enumerate() {
-                    let counted: Option<i64> = take
-                        .query_row(
-                            rusqlite::params![id(&q.tenant.0), q.scope, ts(q.window_start), q.limit],
-                            |row| row.get(0),
-                        )
-                        .optional()?;
-                    if counted.is_none_or(|c| c > q.limit) {
-                        reached = Some(i);
-                        break;
-                    }
-                }
-                out.push(reached);
-            }
-            Ok(out)
+            let mut take = tx.prepare_cached(TAKE_QUOTA_SQL)?;
+            let mut take_one = |q: &QuotaAsk| {
+                let counted: Option<i64> = take
+                    .query_row(
+                        rusqlite::params![id(&q.tenant.0), q.scope, ts(q.window_start), q.limit],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                Ok(counted.is_some_and(|c| c <= q.limit))
+            };
+            chains
+                .iter()
+                .map(|chain| first_refused(chain, &mut take_one))
+                .collect()
         })
         .await
     }
