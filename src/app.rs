@@ -43,7 +43,7 @@ pub struct AppState {
     /// shutdown waits for them.
     pub pipe_slots: Arc<tokio::sync::Semaphore>,
     /// Bounds the batches of replies the pipeline leased and is sending itself
-    /// (`PARLEY_WORKER_TASKS`, as the sender's own batches); shutdown waits for them.
+    /// (`PARLEY_SEND_TASKS`, as the sender's own batches); shutdown waits for them.
     pub send_slots: Arc<tokio::sync::Semaphore>,
     /// Bounds the read receipts going out on tasks of their own
     /// (`workers::sender::READ_RECEIPTS`); shutdown waits for them.
@@ -105,7 +105,7 @@ impl AppState {
             crate::channels::email::EmailSender::new(url, from)
                 .expect("PARLEY_SMTP_URL and PARLEY_SMTP_FROM are checked when the config is read")
         });
-        let send_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
+        let send_slots = Arc::new(tokio::sync::Semaphore::new(config.send_tasks));
         let pipe_slots = Arc::new(tokio::sync::Semaphore::new(config.worker_tasks));
         let receipt_slots = Arc::new(tokio::sync::Semaphore::new(
             crate::workers::sender::READ_RECEIPTS,
@@ -175,7 +175,7 @@ pub async fn run(
         .await;
     let _ = state
         .send_slots
-        .acquire_many(state.config.worker_tasks as u32)
+        .acquire_many(state.config.send_tasks as u32)
         .await;
     let _ = state
         .receipt_slots

@@ -349,6 +349,11 @@ fn bad_tuning_values_get_a_fix_it_message() {
             "PARLEY_WORKER_TASKS must be between 1 and 64, got 0",
         ),
         (
+            "PARLEY_SEND_TASKS",
+            "65",
+            "PARLEY_SEND_TASKS must be between 1 and 64, got 65",
+        ),
+        (
             "PARLEY_SQLITE_WRITER_NICE",
             "-30",
             "PARLEY_SQLITE_WRITER_NICE must be a nice value from -20 to 19",

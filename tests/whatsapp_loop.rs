@@ -948,7 +948,7 @@ async fn a_reply_in_flight_at_a_crash_is_sent_after_restart(db: Db) {
         .state
         .send_slots
         .clone()
-        .acquire_many_owned(first.state.config.worker_tasks as u32)
+        .acquire_many_owned(first.state.config.send_tasks as u32)
         .await
         .unwrap();
     assert_eq!(

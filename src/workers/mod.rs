@@ -46,6 +46,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             Stage {
                 name: "pipeline",
                 batch: pipeline::BATCH,
+                slots: s.config.worker_tasks,
                 wake: s.wake_pipeline.clone(),
             },
             s.clone(),
@@ -57,6 +58,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             Stage {
                 name: "sender",
                 batch: sender::BATCH,
+                slots: s.config.send_tasks,
                 wake: s.wake_sender.clone(),
             },
             s.clone(),
@@ -133,15 +135,17 @@ pub fn linger_after(n: usize, full: i64, max: Duration) -> Duration {
         .min(max)
 }
 
-/// A queue stage: its name in logs, its claim size, and the signal that work arrived.
+/// A queue stage: its name in logs, its claim size, how many of its batches may be in
+/// work at once, and the signal that work arrived.
 struct Stage {
     name: &'static str,
     batch: i64,
+    slots: usize,
     wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Runs one claimer for a stage until `stop`: it claims a batch whenever one of the
-/// stage's `PARLEY_WORKER_TASKS` slots is free and hands it to `process` on a task of
+/// stage's slots (`PARLEY_WORKER_TASKS`, the sender's `PARLEY_SEND_TASKS`) is free and hands it to `process` on a task of
 /// its own; claims again at once while batches come back full, else after a wake-up or
 /// the poll interval (the safety net for retries that fell due and expired leases).
 ///
@@ -172,7 +176,7 @@ async fn staged_loop<T, C, CF, P, PF>(
 {
     let poll = state.config.poll_interval;
     let linger = state.config.batch_linger;
-    let slots_total = state.config.worker_tasks.max(1);
+    let slots_total = stage.slots.max(1);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(slots_total));
     let mut wait = Duration::ZERO;
     loop {

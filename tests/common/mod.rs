@@ -327,6 +327,7 @@ pub fn test_config(db_url: &str) -> parley::config::Config {
         batch_linger: std::time::Duration::from_millis(3),
         // As in production: 4 loops per stage on PostgreSQL, 2 on SQLite.
         worker_tasks: if db_url.starts_with("postgres") { 4 } else { 2 },
+        send_tasks: 8,
         sqlite_writer_nice: 0,
         work_lease: std::time::Duration::from_secs(30),
         llm_connect_timeout: std::time::Duration::from_secs(2),
