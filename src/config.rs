@@ -141,6 +141,16 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     }
 }
 
+/// A count of batches in work at once (`PARLEY_WORKER_TASKS`, `PARLEY_SEND_TASKS`):
+/// a whole number from 1 to 64.
+fn tasks(name: &str, default: usize) -> anyhow::Result<usize> {
+    let n: usize = number(name, default)?;
+    if !(1..=64).contains(&n) {
+        bail!("{name} must be between 1 and 64, got {n}");
+    }
+    Ok(n)
+}
+
 /// Reads a variable, or the file named by `NAME_FILE` (trailing newline dropped).
 fn var(name: &str) -> anyhow::Result<Option<String>> {
     let direct = std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -235,19 +245,13 @@ impl Config {
             bail!("PARLEY_BATCH_LINGER_MS must be at most 1000 (milliseconds)");
         }
         // PostgreSQL's batches wait on round trips, SQLite's on one writer: more help there.
-        let worker_tasks: usize = number(
+        let worker_tasks = tasks(
             "PARLEY_WORKER_TASKS",
             if database_url.is_postgres() { 4 } else { 2 },
         )?;
-        if !(1..=64).contains(&worker_tasks) {
-            bail!("PARLEY_WORKER_TASKS must be between 1 and 64, got {worker_tasks}");
-        }
         // Sending waits on the provider, not on the database: 8 batches of up to 256
         // replies keep ~13,000 replies a second going with Meta answering in 150 ms.
-        let send_tasks: usize = number("PARLEY_SEND_TASKS", 8)?;
-        if !(1..=64).contains(&send_tasks) {
-            bail!("PARLEY_SEND_TASKS must be between 1 and 64, got {send_tasks}");
-        }
+        let send_tasks = tasks("PARLEY_SEND_TASKS", 8)?;
         let sqlite_writer_nice: i32 = match var("PARLEY_SQLITE_WRITER_NICE")? {
             Some(v) => v
                 .trim()

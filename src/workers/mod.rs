@@ -38,7 +38,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
     }
     if state.config.run_workers {
         let s = state.clone();
-        // One claimer per stage, and up to `worker_tasks` of its batches in work at once,
+        // One claimer per stage, and up to its slots' count of batches in work at once,
         // so one batch can be decided or sent while another waits for the database.
         // Claims keep batches apart (a customer's next message, or next reply, is not
         // claimed while an earlier one is), exactly as between instances.
@@ -145,9 +145,10 @@ struct Stage {
 }
 
 /// Runs one claimer for a stage until `stop`: it claims a batch whenever one of the
-/// stage's slots (`PARLEY_WORKER_TASKS`, the sender's `PARLEY_SEND_TASKS`) is free and hands it to `process` on a task of
-/// its own; claims again at once while batches come back full, else after a wake-up or
-/// the poll interval (the safety net for retries that fell due and expired leases).
+/// stage's slots (`PARLEY_WORKER_TASKS`, the sender's `PARLEY_SEND_TASKS`) is free and
+/// hands it to `process` on a task of its own; claims again at once while batches come
+/// back full, else after a wake-up or the poll interval (the safety net for retries
+/// that fell due and expired leases).
 ///
 /// One claimer instead of one claiming loop per slot: several loops each claimed
 /// every few milliseconds, mostly finding little, and on PostgreSQL those claims (each
