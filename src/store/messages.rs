@@ -414,13 +414,25 @@ pub(super) fn counter_key(q: &QuotaAsk) -> CounterKey {
     (q.tenant, q.scope.clone(), q.window_start)
 }
 
+/// The rate-counter take of `TAKE_QUOTA_SQL`, as a literal both statements are made of.
+macro_rules! take_quota_sql {
+    () => {
+        "INSERT INTO rate_counters (tenant_id, scope, window_start, count) \
+         VALUES ($1, $2, $3, 1) ON CONFLICT (tenant_id, scope, window_start) \
+         DO UPDATE SET count = rate_counters.count + 1 WHERE rate_counters.count < $4"
+    };
+}
+
 /// Takes one unit from a rate counter while it is under its limit ($4), returning the
-/// new count (no row when the limit was reached). Shared by sqlx and SQLite's loop
-/// writer, which numbers `$1`…`$4` by first appearance and binds them positionally.
-pub(super) const TAKE_QUOTA_SQL: &str = "INSERT INTO rate_counters (tenant_id, scope, \
-    window_start, count) VALUES ($1, $2, $3, 1) \
-    ON CONFLICT (tenant_id, scope, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-    WHERE rate_counters.count < $4 RETURNING count";
+/// new count (no row when the limit was reached).
+pub(super) const TAKE_QUOTA_SQL: &str = concat!(take_quota_sql!(), " RETURNING count");
+
+/// `TAKE_QUOTA_SQL` without its RETURNING (which SQLite runs through a temporary b-tree
+/// built afresh on every execution), for SQLite's loop writer: it changes one row when
+/// it took a unit (a new counter at 1, or one under the limit raised by one) and none
+/// when the limit was reached. SQLite numbers `$1`…`$4` by first appearance; the writer
+/// binds them positionally.
+pub(super) const TAKE_QUOTA_SQL_NO_RETURNING: &str = take_quota_sql!();
 
 /// The index of the first of `chain`'s counters that `take` refuses (it takes one unit
 /// from each it accepts, in order, and stops there), if one is refused.

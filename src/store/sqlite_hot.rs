@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
     ClaimedInbound, ClaimedOutbound, ConversationKey, Handoff, InboundRecord, QuotaAsk, RANK_SQL,
-    SendOutcome, SendResult, StatusRecord, StoredLeased, TAKE_QUOTA_SQL, TurnRecord,
+    SendOutcome, SendResult, StatusRecord, StoredLeased, TAKE_QUOTA_SQL_NO_RETURNING, TurnRecord,
     claim_inbound_sql, claim_outbound_sql, delivery_rank, first_refused, raw_worth_keeping,
     sent_per_tenant, usage_per_tenant,
 };
@@ -375,21 +375,23 @@ impl HotWriter {
     }
 
     /// Takes the chains' rate counters in one transaction (`MessageStore::take_quotas`),
-    /// with the sqlx `take_quota`'s statement.
+    /// with the sqlx `take_quota`'s statement less its RETURNING.
     pub async fn take_quotas(&self, chains: Vec<Vec<QuotaAsk>>) -> StoreResult<Vec<Option<usize>>> {
         if chains.iter().all(Vec::is_empty) {
             return Ok(vec![None; chains.len()]);
         }
         self.write("take_quotas", move |tx| {
-            let mut take = tx.prepare_cached(TAKE_QUOTA_SQL)?;
+            let mut take = tx.prepare_cached(TAKE_QUOTA_SQL_NO_RETURNING)?;
             let mut take_one = |q: &QuotaAsk| {
-                let counted: Option<i64> = take
-                    .query_row(
-                        rusqlite::params![id(&q.tenant.0), q.scope, ts(q.window_start), q.limit],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                Ok(counted.is_some_and(|c| c <= q.limit))
+                let changed = take.execute(rusqlite::params![
+                    id(&q.tenant.0),
+                    q.scope,
+                    ts(q.window_start),
+                    q.limit
+                ])?;
+                // A unit was taken if a row changed, unless the limit is below 1 (a new
+                // counter then starts at 1, over it, as `TAKE_QUOTA_SQL`'s count says).
+                Ok(changed == 1 && q.limit >= 1)
             };
             chains
                 .iter()
@@ -739,11 +741,17 @@ fn complete(
              last_inbound_at = CASE WHEN excluded.last_inbound_at > contacts.last_inbound_at \
              THEN excluded.last_inbound_at ELSE contacts.last_inbound_at END",
     )?;
+    // Without RETURNING, which SQLite runs through a temporary b-tree built afresh on
+    // every execution: the id is read back by the same key instead (a page the upsert
+    // has just visited).
     let mut conversation = tx.prepare_cached(
         "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
          ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
-         last_message_at = excluded.last_message_at RETURNING id",
+         last_message_at = excluded.last_message_at",
+    )?;
+    let mut conversation_id = tx.prepare_cached(
+        "SELECT id FROM conversations WHERE tenant_id = ?1 AND channel = ?2 AND customer_id = ?3",
     )?;
     for t in turns {
         let key = (t.tenant_id, t.channel.as_str(), t.customer_id.as_str());
@@ -760,14 +768,15 @@ fn complete(
             t.customer_name,
             received,
         ])?;
-        let conv: Uuid = conversation.query_row(
-            rusqlite::params![
-                id(&t.tenant_id.0),
-                id(&Uuid::now_v7()),
-                t.channel.as_str(),
-                t.customer_id,
-                received,
-            ],
+        conversation.execute(rusqlite::params![
+            id(&t.tenant_id.0),
+            id(&Uuid::now_v7()),
+            t.channel.as_str(),
+            t.customer_id,
+            received,
+        ])?;
+        let conv: Uuid = conversation_id.query_row(
+            rusqlite::params![id(&t.tenant_id.0), t.channel.as_str(), t.customer_id],
             |row| uuid_at(row, 0),
         )?;
         conversations.insert(key, conv);
