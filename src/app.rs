@@ -32,6 +32,9 @@ pub struct AppState {
     pub wake_pipeline: Arc<Notify>,
     /// Wakes the sender when the pipeline queued a reply.
     pub wake_sender: Arc<Notify>,
+    /// Whose queued replies wait behind one being sent here (wakes the sender when it
+    /// is recorded).
+    pub outbox_followers: Arc<crate::workers::followers::Followers>,
     pub shaper: Arc<RateShaper>,
     /// Stores webhook events with group commit.
     pub ingest: Ingest,
@@ -128,6 +131,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             wake_pipeline,
             wake_sender: Arc::new(Notify::new()),
+            outbox_followers: Default::default(),
             shaper: Arc::new(RateShaper::default()),
         }
     }

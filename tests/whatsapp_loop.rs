@@ -818,6 +818,58 @@ async fn one_customers_messages_are_answered_in_order(db: Db) {
     assert_eq!(texts, ["Yes (acme)", "9-18 (acme)", "You're welcome!"]);
 }
 
+/// A customer's next message waits for the one before it (one at a time per customer),
+/// but not for the poll: once a message is done, its customer's next one is taken up at
+/// once. Served by an instance whose poll would take a minute.
+async fn a_customers_next_message_does_not_wait_for_the_poll(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    w.app.state.store.close().await;
+    let mut cfg = test_config(&w.db.url);
+    cfg.whatsapp_api_base = format!("{}/v25.0", w.meta.uri());
+    cfg.poll_interval = Duration::from_secs(60);
+    let app = TestApp::spawn_with(&w.db, w.keys.clone(), cfg).await;
+    // Three messages stored together (one webhook with all three, as Meta may send):
+    // the first is taken up, the other two wait for it, then for each other.
+    let at = Utc::now().timestamp();
+    let bodies: Vec<serde_json::Value> = [
+        ("wamid.IN.n0", "Do you deliver?"),
+        ("wamid.IN.n1", "What are your opening hours?"),
+        ("wamid.IN.n2", "Thanks!"),
+    ]
+    .iter()
+    .map(|(wamid, q)| {
+        serde_json::from_str(&text_webhook_at(A, "15551230001", wamid, q, at)).unwrap()
+    })
+    .collect();
+    let mut body = bodies[0].clone();
+    let messages = body["entry"][0]["changes"][0]["value"]["messages"]
+        .as_array_mut()
+        .unwrap();
+    for b in &bodies[1..] {
+        messages.push(b["entry"][0]["changes"][0]["value"]["messages"][0].clone());
+    }
+    assert_eq!(
+        post_signed_to(&app, "acme", &body.to_string())
+            .await
+            .status(),
+        200
+    );
+    let started = std::time::Instant::now();
+    while sent_texts(&w.meta).await.len() < 3 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = sent_texts(&w.meta).await;
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Yes (acme)", "9-18 (acme)", "You're welcome!"],
+        "within 10 s, the poll being 60 s"
+    );
+    app.stop().await;
+}
+
 /// The claims' one-at-a-time rule, seen from the store: a customer's second message is
 /// not taken while the first is pending, nor a recipient's second reply while the
 /// first is, however long the customer's history; another customer is not held up.
@@ -1277,6 +1329,7 @@ on_both_backends!(
     meta_verification_answers_the_challenge_only_with_the_right_token,
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
     one_customers_messages_are_answered_in_order,
+    a_customers_next_message_does_not_wait_for_the_poll,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,

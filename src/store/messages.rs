@@ -190,6 +190,8 @@ pub struct ClaimedOutbound {
     pub attempts: i64,
     pub purpose: String,
     pub window_closes_at: Option<DateTime<Utc>>,
+    /// The recipient's contact key (replies go out one at a time per key).
+    pub customer_id: Option<String>,
 }
 
 /// A customer's conversation key: tenant, channel, customer id.
@@ -221,6 +223,7 @@ impl ClaimedOutbound {
             attempts: 1,
             purpose: reply.purpose.to_string(),
             window_closes_at: reply.window_closes_at,
+            customer_id: Some(reply.customer_id.clone()),
         }
     }
 }
@@ -527,7 +530,8 @@ pub(super) const INBOUND_COLS: &str = "tenant_id, id, channel, provider_message_
     context_message_id, raw, provider_timestamp, received_at, attempts";
 
 pub(super) const OUTBOUND_COLS: &str = "tenant_id, id, channel, provider_account_id, recipient, \
-    recipient_is_user_id, body, mark_read_message_id, attempts, purpose, window_closes_at";
+    recipient_is_user_id, body, mark_read_message_id, attempts, purpose, window_closes_at, \
+    customer_id";
 
 /// The inbound claim: leases up to `limit` pending messages, one per customer, oldest
 /// first (a message is claimable only while it is its customer's oldest pending one: a

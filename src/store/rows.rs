@@ -302,6 +302,7 @@ pub struct OutboundRow {
     pub attempts: i64,
     pub purpose: String,
     pub window_closes_at: Option<DateTime<Utc>>,
+    pub customer_id: Option<String>,
 }
 
 impl TryFrom<OutboundRow> for ClaimedOutbound {
@@ -319,6 +320,7 @@ impl TryFrom<OutboundRow> for ClaimedOutbound {
             attempts: r.attempts,
             purpose: r.purpose,
             window_closes_at: r.window_closes_at,
+            customer_id: r.customer_id,
         })
     }
 }

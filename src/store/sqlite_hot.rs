@@ -604,6 +604,7 @@ fn outbound_row(row: &Row<'_>) -> rusqlite::Result<OutboundRow> {
         attempts: row.get(8)?,
         purpose: row.get(9)?,
         window_closes_at: time_opt_at(row, 10)?,
+        customer_id: row.get(11)?,
     })
 }
 

@@ -12,9 +12,17 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+use super::followers::Followers;
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::messages::{InboundRecord, StatusRecord, StoredLeased};
+use crate::store::messages::{
+    ClaimedInbound, ConversationKey, InboundRecord, StatusRecord, StoredLeased,
+};
+
+/// A claimed message's customer.
+pub fn key_of(m: &ClaimedInbound) -> ConversationKey {
+    (m.tenant_id, m.channel, m.message.customer_id.clone())
+}
 
 /// A batch of new messages leased as they were stored, for the pipeline to process at
 /// once, with the pipeline slot it holds.
@@ -45,6 +53,8 @@ struct Job {
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
     handoff: Arc<std::sync::OnceLock<Handoff>>,
+    wake: Arc<Notify>,
+    in_work: Arc<Followers>,
 }
 
 /// Why events were not stored (the cause is logged once by the batcher).
@@ -63,15 +73,36 @@ impl Ingest {
     ) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
         let handoff = Arc::new(std::sync::OnceLock::new());
+        let in_work = Arc::new(Followers::default());
         tokio::spawn(run(
             store,
-            wake,
+            wake.clone(),
             writers.max(1),
             linger,
             rx,
             handoff.clone(),
+            in_work.clone(),
         ));
-        Self { tx, handoff }
+        Self {
+            tx,
+            handoff,
+            wake,
+            in_work,
+        }
+    }
+
+    /// Notes that this process claimed these customers' messages (one each); with none,
+    /// that nothing was claimable.
+    pub fn claimed(&self, keys: impl IntoIterator<Item = ConversationKey>) {
+        self.in_work.claimed(keys);
+    }
+
+    /// Notes that these customers' messages in work are written (or given up), and
+    /// wakes the pipeline if a newer message of one of them was stored meanwhile.
+    pub fn done<'a>(&self, keys: impl IntoIterator<Item = &'a ConversationKey>) {
+        if self.in_work.done(keys) {
+            self.wake.notify_one();
+        }
     }
 
     /// From now on, passes new messages straight to the pipeline (see `Handoff`); only
@@ -104,6 +135,7 @@ async fn run(
     linger: Duration,
     mut rx: mpsc::Receiver<Job>,
     handoff: Arc<std::sync::OnceLock<Handoff>>,
+    in_work: Arc<Followers>,
 ) {
     let permits = Arc::new(Semaphore::new(writers));
     let mut wait = Duration::ZERO;
@@ -133,6 +165,7 @@ async fn run(
         let store = store.clone();
         let wake = wake.clone();
         let handoff = handoff.clone();
+        let in_work = in_work.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let mut messages = Vec::new();
@@ -162,7 +195,20 @@ async fn run(
                 Ok((new, handed)) => {
                     metrics::counter!("parley_messages_received_total").increment(new as u64);
                     let passed = handed.as_ref().map_or(0, |(_, _, l)| l.messages.len());
+                    // The leased ones first: a later message of the same customer in
+                    // this batch is their follower.
+                    let leased: &[crate::store::messages::ClaimedInbound] =
+                        handed.as_ref().map_or(&[], |(_, _, l)| &l.messages);
+                    in_work.taken(leased.iter().map(key_of), false);
                     if new > passed {
+                        let ids: std::collections::HashSet<uuid::Uuid> =
+                            leased.iter().map(|m| m.id).collect();
+                        in_work.arrived(
+                            messages
+                                .iter()
+                                .filter(|m| !ids.contains(&m.id))
+                                .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone())),
+                        );
                         wake.notify_one();
                     }
                     if let Some((h, slot, leased)) = handed

@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 
+pub mod followers;
 pub mod ingest;
 pub mod notifier;
 pub mod pipeline;

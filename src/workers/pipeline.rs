@@ -17,6 +17,7 @@ use crate::runtime::{self, Step, TurnInput};
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;
 use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, TurnRecord};
+use crate::workers::ingest::key_of;
 
 /// Most messages claimed at once.
 pub const BATCH: i64 = 256;
@@ -31,7 +32,27 @@ pub async fn process_once(state: &AppState) -> Result<usize, StoreError> {
 pub async fn claim(state: &AppState) -> Result<Vec<ClaimedInbound>, StoreError> {
     let now = state.clock.now();
     let lease = super::lease_until(now, state.config.work_lease);
-    state.store.claim_inbound(BATCH, now, lease).await
+    let claimed = state.store.claim_inbound(BATCH, now, lease).await?;
+    state.ingest.claimed(claimed.iter().map(key_of));
+    Ok(claimed)
+}
+
+/// A reply's customer, for `Followers` (replies go out one at a time per customer).
+pub fn outbound_key(o: &crate::store::messages::ClaimedOutbound) -> Option<ConversationKey> {
+    o.customer_id.clone().map(|c| (o.tenant_id, o.channel, c))
+}
+
+/// Tells the ingest, when dropped, that its customers' messages are written or given
+/// up (`Ingest::done`: a newer message of theirs stored meanwhile is claimable now).
+struct InWork {
+    ingest: crate::workers::ingest::Ingest,
+    keys: Vec<ConversationKey>,
+}
+
+impl Drop for InWork {
+    fn drop(&mut self) {
+        self.ingest.done(&self.keys);
+    }
 }
 
 /// Decides a claimed batch and writes its turns; returns how many messages it handled.
@@ -50,10 +71,13 @@ pub async fn process_known(
         return Ok(0);
     }
     let now = state.clock.now();
-    let keys: Vec<ConversationKey> = claimed
-        .iter()
-        .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone()))
-        .collect();
+    let keys: Vec<ConversationKey> = claimed.iter().map(key_of).collect();
+    // Written (or given up) when this returns; a turn waiting for the LLM takes its
+    // customer along and lets go when it is written.
+    let mut in_work = InWork {
+        ingest: state.ingest.clone(),
+        keys: keys.clone(),
+    };
     let conversations: HashMap<ConversationKey, ConversationState> = match known {
         Some(known) => known.into_iter().collect(),
         None => state
@@ -99,7 +123,14 @@ pub async fn process_known(
                 best_faq,
                 best_score,
             } => {
+                let mine = in_work.keys.iter().position(|k| k == key);
                 let job = LlmJob {
+                    _in_work: InWork {
+                        ingest: state.ingest.clone(),
+                        keys: mine
+                            .map(|i| vec![in_work.keys.swap_remove(i)])
+                            .unwrap_or_default(),
+                    },
                     ctx,
                     msg: msg.clone(),
                     text: input.text,
@@ -155,7 +186,20 @@ async fn write(
             Vec::new()
         }
     };
+    // Replies leased here are in work; the others wait for the sender's claim, some of
+    // them behind one of their customer's replies in work.
+    let leased_ids: std::collections::HashSet<Uuid> = leased.iter().map(|o| o.id).collect();
+    state
+        .outbox_followers
+        .taken(leased.iter().filter_map(outbound_key), false);
     if leased.len() < replies {
+        state.outbox_followers.arrived(
+            turns
+                .iter()
+                .flat_map(|t| t.replies.iter().map(move |o| (t, o)))
+                .filter(|(_, o)| !leased_ids.contains(&o.id))
+                .map(|(t, o)| (t.tenant_id, t.channel, o.customer_id.clone())),
+        );
         state.wake_sender.notify_one();
     }
     if let Some(slot) = slot
@@ -186,6 +230,8 @@ fn count(outcome: &runtime::Outcome) {
 
 /// A turn waiting for the tenant's LLM.
 struct LlmJob {
+    /// Its customer, let go when the turn is written (or given up).
+    _in_work: InWork,
     ctx: Arc<TenantContext>,
     msg: ClaimedInbound,
     text: String,

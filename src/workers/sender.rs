@@ -35,7 +35,26 @@ pub async fn send_once(state: &AppState) -> Result<usize, crate::store::StoreErr
 pub async fn claim(state: &AppState) -> Result<Vec<ClaimedOutbound>, crate::store::StoreError> {
     let now = state.clock.now();
     let lease = super::lease_until(now, state.config.work_lease);
-    state.store.claim_outbound(BATCH, now, lease).await
+    let claimed = state.store.claim_outbound(BATCH, now, lease).await?;
+    state
+        .outbox_followers
+        .claimed(claimed.iter().filter_map(super::pipeline::outbound_key));
+    Ok(claimed)
+}
+
+/// Lets go of a batch's customers when dropped (sent and recorded, or given up), and
+/// wakes the sender if a reply of one of them waits.
+struct Sending<'a> {
+    state: &'a AppState,
+    keys: Vec<crate::store::messages::ConversationKey>,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if self.state.outbox_followers.done(&self.keys) {
+            self.state.wake_sender.notify_one();
+        }
+    }
 }
 
 /// Sends a claimed batch and records the outcomes; returns how many it handled.
@@ -47,6 +66,13 @@ pub async fn send(
         return Ok(0);
     }
     let n = claimed.len();
+    let _sending = Sending {
+        state,
+        keys: claimed
+            .iter()
+            .filter_map(super::pipeline::outbound_key)
+            .collect(),
+    };
     // Polled here rather than spawned: no task, join handle and wake-up per message.
     let results: Vec<SendResult> = stream::iter(claimed)
         .map(|msg| AssertUnwindSafe(send_one(state, msg)).catch_unwind())
