@@ -15,6 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::KeyRing;
 use crate::store::{self, Store};
+use crate::workers::followers::Followers;
 use crate::workers::ingest::Ingest;
 use crate::workers::shaper::RateShaper;
 
@@ -32,9 +33,12 @@ pub struct AppState {
     pub wake_pipeline: Arc<Notify>,
     /// Wakes the sender when the pipeline queued a reply.
     pub wake_sender: Arc<Notify>,
+    /// Whose stored messages wait behind one of theirs in work here (wakes the
+    /// pipeline when it is written).
+    pub inbox_followers: Arc<Followers>,
     /// Whose queued replies wait behind one being sent here (wakes the sender when it
     /// is recorded).
-    pub outbox_followers: Arc<crate::workers::followers::Followers>,
+    pub outbox_followers: Arc<Followers>,
     pub shaper: Arc<RateShaper>,
     /// Stores webhook events with group commit.
     pub ingest: Ingest,
@@ -96,9 +100,13 @@ impl AppState {
             crate::store::Backend::Sqlite => 1,
             crate::store::Backend::Postgres => 4,
         };
+        let inbox_followers = Arc::new(Followers::new(wake_pipeline.clone()));
+        let wake_sender = Arc::new(Notify::new());
+        let outbox_followers = Arc::new(Followers::new(wake_sender.clone()));
         let ingest = Ingest::spawn(
             store.clone(),
             wake_pipeline.clone(),
+            inbox_followers.clone(),
             writers,
             config.batch_linger,
         );
@@ -130,8 +138,9 @@ impl AppState {
             http,
             clock: Arc::new(SystemClock),
             wake_pipeline,
-            wake_sender: Arc::new(Notify::new()),
-            outbox_followers: Default::default(),
+            wake_sender,
+            inbox_followers,
+            outbox_followers,
             shaper: Arc::new(RateShaper::default()),
         }
     }

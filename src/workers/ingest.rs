@@ -12,17 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
-use super::followers::Followers;
+use super::followers::{Followers, inbound_key};
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::messages::{
-    ClaimedInbound, ConversationKey, InboundRecord, StatusRecord, StoredLeased,
-};
-
-/// A claimed message's customer.
-pub fn key_of(m: &ClaimedInbound) -> ConversationKey {
-    (m.tenant_id, m.channel, m.message.customer_id.clone())
-}
+use crate::store::messages::{InboundRecord, StatusRecord, StoredLeased};
 
 /// A batch of new messages leased as they were stored, for the pipeline to process at
 /// once, with the pipeline slot it holds.
@@ -53,8 +46,6 @@ struct Job {
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
     handoff: Arc<std::sync::OnceLock<Handoff>>,
-    wake: Arc<Notify>,
-    in_work: Arc<Followers>,
 }
 
 /// Why events were not stored (the cause is logged once by the batcher).
@@ -64,45 +55,27 @@ pub struct NotStored;
 
 impl Ingest {
     /// Starts the batcher; `writers` transactions may run at once (1 on SQLite); while
-    /// busy, it waits up to `linger` between batches.
+    /// busy, it waits up to `linger` between batches. What it stores and leases is noted
+    /// in `followers` (the pipeline's).
     pub fn spawn(
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
+        followers: Arc<Followers>,
         writers: usize,
         linger: Duration,
     ) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
         let handoff = Arc::new(std::sync::OnceLock::new());
-        let in_work = Arc::new(Followers::default());
         tokio::spawn(run(
             store,
-            wake.clone(),
+            wake,
             writers.max(1),
             linger,
             rx,
             handoff.clone(),
-            in_work.clone(),
+            followers,
         ));
-        Self {
-            tx,
-            handoff,
-            wake,
-            in_work,
-        }
-    }
-
-    /// Notes that this process claimed these customers' messages (one each); with none,
-    /// that nothing was claimable.
-    pub fn claimed(&self, keys: impl IntoIterator<Item = ConversationKey>) {
-        self.in_work.claimed(keys);
-    }
-
-    /// Notes that these customers' messages in work are written (or given up), and
-    /// wakes the pipeline if a newer message of one of them was stored meanwhile.
-    pub fn done<'a>(&self, keys: impl IntoIterator<Item = &'a ConversationKey>) {
-        if self.in_work.done(keys) {
-            self.wake.notify_one();
-        }
+        Self { tx, handoff }
     }
 
     /// From now on, passes new messages straight to the pipeline (see `Handoff`); only
@@ -199,7 +172,7 @@ async fn run(
                     // this batch is their follower.
                     let leased: &[crate::store::messages::ClaimedInbound] =
                         handed.as_ref().map_or(&[], |(_, _, l)| &l.messages);
-                    in_work.taken(leased.iter().map(key_of), false);
+                    in_work.taken(leased.iter().map(inbound_key), false);
                     if new > passed {
                         let ids: std::collections::HashSet<uuid::Uuid> =
                             leased.iter().map(|m| m.id).collect();

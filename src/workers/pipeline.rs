@@ -17,7 +17,7 @@ use crate::runtime::{self, Step, TurnInput};
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;
 use crate::store::messages::{ClaimedInbound, ConversationKey, Handoff, TurnRecord};
-use crate::workers::ingest::key_of;
+use crate::workers::followers::{Working, inbound_key, outbound_key};
 
 /// Most messages claimed at once.
 pub const BATCH: i64 = 256;
@@ -33,26 +33,10 @@ pub async fn claim(state: &AppState) -> Result<Vec<ClaimedInbound>, StoreError> 
     let now = state.clock.now();
     let lease = super::lease_until(now, state.config.work_lease);
     let claimed = state.store.claim_inbound(BATCH, now, lease).await?;
-    state.ingest.claimed(claimed.iter().map(key_of));
+    state
+        .inbox_followers
+        .claimed(claimed.iter().map(inbound_key));
     Ok(claimed)
-}
-
-/// A reply's customer, for `Followers` (replies go out one at a time per customer).
-pub fn outbound_key(o: &crate::store::messages::ClaimedOutbound) -> Option<ConversationKey> {
-    o.customer_id.clone().map(|c| (o.tenant_id, o.channel, c))
-}
-
-/// Tells the ingest, when dropped, that its customers' messages are written or given
-/// up (`Ingest::done`: a newer message of theirs stored meanwhile is claimable now).
-struct InWork {
-    ingest: crate::workers::ingest::Ingest,
-    keys: Vec<ConversationKey>,
-}
-
-impl Drop for InWork {
-    fn drop(&mut self) {
-        self.ingest.done(&self.keys);
-    }
 }
 
 /// Decides a claimed batch and writes its turns; returns how many messages it handled.
@@ -71,13 +55,10 @@ pub async fn process_known(
         return Ok(0);
     }
     let now = state.clock.now();
-    let keys: Vec<ConversationKey> = claimed.iter().map(key_of).collect();
+    let keys: Vec<ConversationKey> = claimed.iter().map(inbound_key).collect();
     // Written (or given up) when this returns; a turn waiting for the LLM takes its
     // customer along and lets go when it is written.
-    let mut in_work = InWork {
-        ingest: state.ingest.clone(),
-        keys: keys.clone(),
-    };
+    let mut working = state.inbox_followers.working(keys.clone());
     let conversations: HashMap<ConversationKey, ConversationState> = match known {
         Some(known) => known.into_iter().collect(),
         None => state
@@ -123,14 +104,8 @@ pub async fn process_known(
                 best_faq,
                 best_score,
             } => {
-                let mine = in_work.keys.iter().position(|k| k == key);
                 let job = LlmJob {
-                    _in_work: InWork {
-                        ingest: state.ingest.clone(),
-                        keys: mine
-                            .map(|i| vec![in_work.keys.swap_remove(i)])
-                            .unwrap_or_default(),
-                    },
+                    _working: working.split_off(key),
                     ctx,
                     msg: msg.clone(),
                     text: input.text,
@@ -188,11 +163,11 @@ async fn write(
     };
     // Replies leased here are in work; the others wait for the sender's claim, some of
     // them behind one of their customer's replies in work.
-    let leased_ids: std::collections::HashSet<Uuid> = leased.iter().map(|o| o.id).collect();
     state
         .outbox_followers
         .taken(leased.iter().filter_map(outbound_key), false);
     if leased.len() < replies {
+        let leased_ids: std::collections::HashSet<Uuid> = leased.iter().map(|o| o.id).collect();
         state.outbox_followers.arrived(
             turns
                 .iter()
@@ -231,7 +206,7 @@ fn count(outcome: &runtime::Outcome) {
 /// A turn waiting for the tenant's LLM.
 struct LlmJob {
     /// Its customer, let go when the turn is written (or given up).
-    _in_work: InWork,
+    _working: Working,
     ctx: Arc<TenantContext>,
     msg: ClaimedInbound,
     text: String,

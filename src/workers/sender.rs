@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
 
+use super::followers::outbound_key;
 use crate::app::AppState;
 use crate::channels::whatsapp;
 use crate::domain::Channel;
@@ -38,23 +39,8 @@ pub async fn claim(state: &AppState) -> Result<Vec<ClaimedOutbound>, crate::stor
     let claimed = state.store.claim_outbound(BATCH, now, lease).await?;
     state
         .outbox_followers
-        .claimed(claimed.iter().filter_map(super::pipeline::outbound_key));
+        .claimed(claimed.iter().filter_map(outbound_key));
     Ok(claimed)
-}
-
-/// Lets go of a batch's customers when dropped (sent and recorded, or given up), and
-/// wakes the sender if a reply of one of them waits.
-struct Sending<'a> {
-    state: &'a AppState,
-    keys: Vec<crate::store::messages::ConversationKey>,
-}
-
-impl Drop for Sending<'_> {
-    fn drop(&mut self) {
-        if self.state.outbox_followers.done(&self.keys) {
-            self.state.wake_sender.notify_one();
-        }
-    }
 }
 
 /// Sends a claimed batch and records the outcomes; returns how many it handled.
@@ -66,13 +52,10 @@ pub async fn send(
         return Ok(0);
     }
     let n = claimed.len();
-    let _sending = Sending {
-        state,
-        keys: claimed
-            .iter()
-            .filter_map(super::pipeline::outbound_key)
-            .collect(),
-    };
+    // Sent and recorded (or given up) when this returns.
+    let _working = state
+        .outbox_followers
+        .working(claimed.iter().filter_map(outbound_key).collect());
     // Polled here rather than spawned: no task, join handle and wake-up per message.
     let results: Vec<SendResult> = stream::iter(claimed)
         .map(|msg| AssertUnwindSafe(send_one(state, msg)).catch_unwind())
