@@ -89,10 +89,17 @@ impl AppState {
     /// Builds the state from parts that are already open.
     pub fn with_parts(config: Config, store: Arc<dyn Store>, keys: Arc<KeyRing>) -> Self {
         let cache = TenantCache::new(store.clone(), keys.clone(), config.cache_ttl);
+        // As many idle connections kept as there may be Graph API calls in flight (every
+        // sending task's batch and every read receipt): with fewer, each burst of sends
+        // closed the connections it had opened beyond the bound and the next burst
+        // opened them again (~250 new connections a second at 5000 msg/s, README,
+        // Benchmark). Idle ones still close after the pool's idle timeout (90 s).
+        let graph_calls = config.send_tasks * crate::workers::sender::IN_FLIGHT
+            + crate::workers::sender::READ_RECEIPTS;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(graph_calls)
             .build()
             .expect("the TLS backend is built in");
         let wake_pipeline = Arc::new(Notify::new());

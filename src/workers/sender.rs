@@ -21,7 +21,7 @@ pub const BATCH: i64 = 256;
 const TEMPLATE_PARAM_CHARS: usize = 1000;
 /// Sends in flight at once per batch: the whole batch, so that a batch waits for one
 /// Graph API round trip, not several (Meta answers in 100–300 ms from most places).
-const IN_FLIGHT: usize = BATCH as usize;
+pub const IN_FLIGHT: usize = BATCH as usize;
 /// Read receipts in flight on tasks of their own at most; beyond that, a send waits for
 /// its receipt itself.
 pub const READ_RECEIPTS: usize = 1024;
