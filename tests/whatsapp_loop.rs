@@ -1052,6 +1052,71 @@ async fn decide(
         .unwrap()
 }
 
+/// The conversation a turn was decided with is a hint to the writer: a turn decided
+/// before the customer's conversation existed, or with one that has gone, still joins
+/// the one there is; one decided with it is attached to it. Never a second
+/// conversation for one customer.
+async fn a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_with(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    let (first, _) = stored_but_not_processed(&w, "wamid.IN.conv1", Duration::from_secs(60)).await;
+    for wamid in ["wamid.IN.conv2", "wamid.IN.conv3", "wamid.IN.conv4"] {
+        let body = text_webhook(A, "15551230001", wamid, "Do you deliver?");
+        assert_eq!(post_signed_to(&first, "acme", &body).await.status(), 200);
+    }
+    let state = &first.state;
+    let store = &state.store;
+    let key = (
+        state
+            .cache
+            .get_by_slug("acme")
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant
+            .id,
+        parley::domain::Channel::Whatsapp,
+        "15551230001".to_string(),
+    );
+    let mut conversation = None;
+    for hint in ["none", "stale", "gone", "known"] {
+        // One message a turn: each is its customer's oldest pending one in turn.
+        let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{hint}");
+        let now = Utc::now();
+        let mut turn = decide(state, &claimed[0], now).await;
+        turn.conversation_id = match hint {
+            // The first message: there is none yet.
+            "none" => None,
+            // Decided as if the conversation did not exist yet: it does now.
+            "stale" => None,
+            // A conversation that is no longer there.
+            "gone" => Some(uuid::Uuid::now_v7()),
+            _ => conversation,
+        };
+        store.complete_inbound(&[turn], now).await.unwrap();
+        let found = store.find_conversations(&[key.clone()]).await.unwrap();
+        assert_eq!(found.len(), 1, "{hint}");
+        let id = found[0].1.id;
+        assert_eq!(*conversation.get_or_insert(id), id, "{hint}");
+    }
+    assert_eq!(w.db.count("SELECT COUNT(*) FROM conversations").await, 1);
+    assert_eq!(
+        w.db.count(
+            "SELECT COUNT(*) FROM inbound_messages WHERE state = 'done' AND conversation_id IS NOT NULL"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        w.db.count("SELECT COUNT(DISTINCT conversation_id) FROM inbound_messages")
+            .await,
+        1
+    );
+    first.stop().await;
+}
+
 async fn a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart(db: Db) {
     let Some(w) = World::with(db, true, |_| {}).await else {
         return;
@@ -1330,6 +1395,7 @@ on_both_backends!(
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
     one_customers_messages_are_answered_in_order,
     a_customers_next_message_does_not_wait_for_the_poll,
+    a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_with,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,

@@ -178,6 +178,7 @@ pub async fn finish_limited(
         customer_user_id: m.customer_user_id.clone(),
         customer_name: m.customer_name.clone(),
         received_at: msg.received_at,
+        conversation_id: input.conversation.map(|c| c.id),
         decision,
         replies,
         keep_text: s.log_message_text,

@@ -160,6 +160,11 @@ pub struct TurnRecord {
     pub customer_user_id: Option<String>,
     pub customer_name: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The customer's conversation when the turn was decided, if there was one: the
+    /// SQLite writer then updates it by id instead of upserting it and reading its id
+    /// back (one statement a message fewer). A hint only: the writer still creates or
+    /// looks it up when it is gone or was made meanwhile.
+    pub conversation_id: Option<Uuid>,
     /// `None` when the tenant turned decision logging off.
     pub decision: Option<DecisionRecord>,
     /// Messages to send: the answer, an acknowledgement, a notice, notifications.

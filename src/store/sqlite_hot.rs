@@ -754,6 +754,13 @@ fn complete(
     let mut conversation_id = tx.prepare_cached(
         "SELECT id FROM conversations WHERE tenant_id = ?1 AND channel = ?2 AND customer_id = ?3",
     )?;
+    let mut touch = tx.prepare_cached(
+        "UPDATE conversations SET last_message_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+    )?;
+    let mut create = tx.prepare_cached(
+        "INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (tenant_id, channel, customer_id) DO NOTHING",
+    )?;
     for t in turns {
         let key = (t.tenant_id, t.channel.as_str(), t.customer_id.as_str());
         if conversations.contains_key(&key) {
@@ -769,17 +776,41 @@ fn complete(
             t.customer_name,
             received,
         ])?;
-        conversation.execute(rusqlite::params![
-            id(&t.tenant_id.0),
-            id(&Uuid::now_v7()),
-            t.channel.as_str(),
-            t.customer_id,
-            received,
-        ])?;
-        let conv: Uuid = conversation_id.query_row(
-            rusqlite::params![id(&t.tenant_id.0), t.channel.as_str(), t.customer_id],
-            |row| uuid_at(row, 0),
-        )?;
+        // A known conversation is updated by id; an unknown one inserted with the id
+        // chosen here. Only when neither takes (deleted, or made meanwhile by another
+        // writer) the upsert runs and the id is read back by key.
+        let known = match t.conversation_id {
+            Some(c) => (touch.execute(rusqlite::params![id(&t.tenant_id.0), id(&c), received])?
+                == 1)
+                .then_some(c),
+            None => {
+                let fresh = Uuid::now_v7();
+                let params = rusqlite::params![
+                    id(&t.tenant_id.0),
+                    id(&fresh),
+                    t.channel.as_str(),
+                    t.customer_id,
+                    received,
+                ];
+                (create.execute(params)? == 1).then_some(fresh)
+            }
+        };
+        let conv = match known {
+            Some(c) => c,
+            None => {
+                conversation.execute(rusqlite::params![
+                    id(&t.tenant_id.0),
+                    id(&Uuid::now_v7()),
+                    t.channel.as_str(),
+                    t.customer_id,
+                    received,
+                ])?;
+                conversation_id.query_row(
+                    rusqlite::params![id(&t.tenant_id.0), t.channel.as_str(), t.customer_id],
+                    |row| uuid_at(row, 0),
+                )?
+            }
+        };
         conversations.insert(key, conv);
     }
     let conv = |t: &TurnRecord| {
