@@ -216,6 +216,7 @@ impl Config {
             .trim_end_matches('/')
             .to_string();
         if !(whatsapp_api_base.starts_with("http://") || whatsapp_api_base.starts_with("https://"))
+            || reqwest::Url::parse(&whatsapp_api_base).is_err()
         {
             bail!(
                 "PARLEY_WHATSAPP_API_BASE must be an http(s) URL, e.g. {DEFAULT_WHATSAPP_API_BASE}"

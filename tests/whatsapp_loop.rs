@@ -1096,7 +1096,10 @@ async fn a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_wit
             _ => conversation,
         };
         store.complete_inbound(&[turn], now).await.unwrap();
-        let found = store.find_conversations(&[key.clone()]).await.unwrap();
+        let found = store
+            .find_conversations(std::slice::from_ref(&key))
+            .await
+            .unwrap();
         assert_eq!(found.len(), 1, "{hint}");
         let id = found[0].1.id;
         assert_eq!(*conversation.get_or_insert(id), id, "{hint}");

@@ -135,7 +135,7 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
         },
         _ => whatsapp::text_message_body(&msg.recipient, msg.recipient_is_user_id, &msg.body, None),
     };
-    let base = &state.config.whatsapp_api_base;
+    let base = &state.graph_base;
     match whatsapp::send(
         &state.http,
         base,
@@ -205,7 +205,7 @@ async fn mark_read(
         let token = token.clone();
         let read = read.to_string();
         async move {
-            let base = &state.config.whatsapp_api_base;
+            let base = &state.graph_base;
             let sent = whatsapp::mark_read(&state.http, base, &account, &token, &read).await;
             if let Err(e) = sent {
                 tracing::debug!(%tenant, code = ?e.code, "mark as read failed");
