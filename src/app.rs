@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -26,12 +25,9 @@ pub struct AppState {
     pub cache: TenantCache,
     pub keys: Arc<KeyRing>,
     pub config: Arc<Config>,
-    /// One HTTP client for every outbound call (connection pooling, timeouts).
-    pub http: reqwest::Client,
-    /// `PARLEY_WHATSAPP_API_BASE`, parsed once: each Graph API call's address is this
-    /// and two path segments (parsing the whole address per call, its host included,
-    /// was ~2 % of parley's CPU at 6000 msg/s; README, Benchmark).
-    pub graph_base: Arc<reqwest::Url>,
+    /// The client for the Graph API at `PARLEY_WHATSAPP_API_BASE` (one connection
+    /// pool, timeouts).
+    pub graph: crate::channels::whatsapp::GraphClient,
     pub clock: Arc<dyn Clock>,
     /// Wakes the inbox worker when a webhook stored something.
     pub wake_pipeline: Arc<Notify>,
@@ -100,12 +96,9 @@ impl AppState {
         // Benchmark). Idle ones still close after the pool's idle timeout (90 s).
         let graph_calls = config.send_tasks * crate::workers::sender::IN_FLIGHT
             + crate::workers::sender::READ_RECEIPTS;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
-            .pool_max_idle_per_host(graph_calls)
-            .build()
-            .expect("the TLS backend is built in");
+        let graph =
+            crate::channels::whatsapp::GraphClient::new(&config.whatsapp_api_base, graph_calls)
+                .expect("PARLEY_WHATSAPP_API_BASE is checked when the config is read");
         let wake_pipeline = Arc::new(Notify::new());
         let writers = match store.backend() {
             crate::store::Backend::Sqlite => 1,
@@ -132,12 +125,8 @@ impl AppState {
         let receipt_slots = Arc::new(tokio::sync::Semaphore::new(
             crate::workers::sender::READ_RECEIPTS,
         ));
-        let graph_base = Arc::new(
-            reqwest::Url::parse(&config.whatsapp_api_base)
-                .expect("PARLEY_WHATSAPP_API_BASE is checked when the config is read"),
-        );
         Self {
-            graph_base,
+            graph,
             pipe_slots,
             receipt_slots,
             llm,
@@ -151,7 +140,6 @@ impl AppState {
             cache,
             keys,
             config: Arc::new(config),
-            http,
             clock: Arc::new(SystemClock),
             wake_pipeline,
             wake_sender,

@@ -215,9 +215,7 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_WHATSAPP_API_BASE.to_string())
             .trim_end_matches('/')
             .to_string();
-        if !(whatsapp_api_base.starts_with("http://") || whatsapp_api_base.starts_with("https://"))
-            || reqwest::Url::parse(&whatsapp_api_base).is_err()
-        {
+        if crate::channels::whatsapp::check_base(&whatsapp_api_base).is_err() {
             bail!(
                 "PARLEY_WHATSAPP_API_BASE must be an http(s) URL, e.g. {DEFAULT_WHATSAPP_API_BASE}"
             );

@@ -135,15 +135,10 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
         },
         _ => whatsapp::text_message_body(&msg.recipient, msg.recipient_is_user_id, &msg.body, None),
     };
-    let base = &state.graph_base;
-    match whatsapp::send(
-        &state.http,
-        base,
-        &msg.provider_account_id,
-        &wa.access_token,
-        &body,
-    )
-    .await
+    match state
+        .graph
+        .send(&msg.provider_account_id, &wa.access_token, &body)
+        .await
     {
         Ok(provider_message_id) => {
             if let Some(read) = &msg.mark_read_message_id {
@@ -205,8 +200,7 @@ async fn mark_read(
         let token = token.clone();
         let read = read.to_string();
         async move {
-            let base = &state.graph_base;
-            let sent = whatsapp::mark_read(&state.http, base, &account, &token, &read).await;
+            let sent = state.graph.mark_read(&account, &token, &read).await;
             if let Err(e) = sent {
                 tracing::debug!(%tenant, code = ?e.code, "mark as read failed");
             }
