@@ -26,7 +26,7 @@ for ((r = 1; r <= rounds; r++)); do
     [[ "$envs" == "$cmd" ]] && envs=""
     line="$("$BENCH/run.sh" --label "$label" --rate "$rate" --secs "$secs" \
       --sut "env $envs $bin serve" \
-      --provision "$HERE/fast-number.sh $bin tenant apply {bundle}" 2>/dev/null | grep '"type":"step' | tail -1 || true)"
+      --provision "env $envs $HERE/fast-number.sh $bin tenant apply {bundle}" 2>/dev/null | grep '"type":"step' | tail -1 || true)"
     echo "$line" >> "$out"
     python3 - "$label" "$line" <<'PY'
 import json, sys
