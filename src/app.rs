@@ -18,9 +18,22 @@ use crate::workers::followers::Followers;
 use crate::workers::ingest::Ingest;
 use crate::workers::shaper::RateShaper;
 
-/// What every handler and worker shares. Cheap to clone.
+/// What every handler and worker shares: one reference-counted [`AppParts`], so a
+/// clone (axum makes one per request, each read receipt task another) is one atomic
+/// increment instead of one per part (cloning ~20 `Arc`s was ~1.5 % of parley's CPU at
+/// 6500 msg/s).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub cache: TenantCache,
     pub keys: Arc<KeyRing>,
@@ -88,6 +101,16 @@ impl AppState {
 
     /// Builds the state from parts that are already open.
     pub fn with_parts(config: Config, store: Arc<dyn Store>, keys: Arc<KeyRing>) -> Self {
+        Self::with_clock(config, store, keys, Arc::new(SystemClock))
+    }
+
+    /// As [`AppState::with_parts`], with a clock of the caller's (tests set the time).
+    pub fn with_clock(
+        config: Config,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let cache = TenantCache::new(store.clone(), keys.clone(), config.cache_ttl);
         // As many idle connections kept as there may be Graph API calls in flight (every
         // sending task's batch and every read receipt): with fewer, each burst of sends
@@ -125,7 +148,7 @@ impl AppState {
         let receipt_slots = Arc::new(tokio::sync::Semaphore::new(
             crate::workers::sender::READ_RECEIPTS,
         ));
-        Self {
+        Self(Arc::new(AppParts {
             graph,
             pipe_slots,
             receipt_slots,
@@ -140,13 +163,13 @@ impl AppState {
             cache,
             keys,
             config: Arc::new(config),
-            clock: Arc::new(SystemClock),
+            clock,
             wake_pipeline,
             wake_sender,
             inbox_followers,
             outbox_followers,
             shaper: Arc::new(RateShaper::default()),
-        }
+        }))
     }
 }
 

@@ -271,8 +271,7 @@ impl TestApp {
         config: parley::config::Config,
         clock: Arc<dyn parley::clock::Clock>,
     ) -> TestApp {
-        let mut state = parley::app::AppState::with_parts(config, db.store().await, keys);
-        state.clock = clock;
+        let state = parley::app::AppState::with_clock(config, db.store().await, keys, clock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
