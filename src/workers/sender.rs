@@ -57,7 +57,7 @@ pub async fn send(
         .outbox_followers
         .working(claimed.iter().filter_map(outbound_key).collect());
     // Polled here rather than spawned: no task, join handle and wake-up per message.
-    let results: Vec<SendResult> = stream::iter(claimed)
+    let (results, receipts): (Vec<SendResult>, Vec<Option<Receipt>>) = stream::iter(claimed)
         .map(|msg| AssertUnwindSafe(send_one(state, msg)).catch_unwind())
         .buffer_unordered(IN_FLIGHT)
         .filter_map(|r| async move {
@@ -65,8 +65,9 @@ pub async fn send(
             r.inspect_err(|_| tracing::error!("sender: a send panicked"))
                 .ok()
         })
-        .collect()
+        .unzip()
         .await;
+    mark_read(state, receipts.into_iter().flatten().collect()).await;
     state
         .store
         .record_send_results(&results, state.clock.now())
@@ -74,8 +75,17 @@ pub async fn send(
     Ok(n)
 }
 
-async fn send_one(state: &AppState, msg: ClaimedOutbound) -> SendResult {
-    let outcome = attempt(state, &msg).await;
+/// A read receipt owed for a sent reply: the customer's message, marked read through
+/// the number that received it.
+struct Receipt {
+    tenant: crate::domain::TenantId,
+    account: String,
+    token: secrecy::SecretString,
+    message_id: String,
+}
+
+async fn send_one(state: &AppState, msg: ClaimedOutbound) -> (SendResult, Option<Receipt>) {
+    let (outcome, receipt) = attempt(state, &msg).await;
     let label = match &outcome {
         SendOutcome::Sent { .. } => "sent",
         SendOutcome::Retry { .. } => "retry",
@@ -84,19 +94,35 @@ async fn send_one(state: &AppState, msg: ClaimedOutbound) -> SendResult {
         SendOutcome::Unsendable { .. } => "unsendable",
     };
     metrics::counter!("parley_outbound_total", "outcome" => label).increment(1);
-    SendResult {
+    let result = SendResult {
         tenant_id: msg.tenant_id,
         id: msg.id,
         outcome,
-    }
+    };
+    (result, receipt)
 }
 
-async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
+/// Sends a message; with the outcome, the read receipt it owes when it was sent.
+async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> (SendOutcome, Option<Receipt>) {
     let ctx = match state.cache.get(msg.tenant_id).await {
         Ok(Some(ctx)) => ctx,
-        Ok(None) => return failed(None, "tenant no longer exists"),
-        Err(e) => return retry_later(state, msg, None, format!("tenant cannot be loaded: {e}")),
+        Ok(None) => return (failed(None, "tenant no longer exists"), None),
+        Err(e) => {
+            let retry = retry_later(state, msg, None, format!("tenant cannot be loaded: {e}"));
+            return (retry, None);
+        }
     };
+    let mut receipt = None;
+    let outcome = attempt_with(state, msg, &ctx, &mut receipt).await;
+    (outcome, receipt)
+}
+
+async fn attempt_with(
+    state: &AppState,
+    msg: &ClaimedOutbound,
+    ctx: &crate::cache::TenantContext,
+    receipt: &mut Option<Receipt>,
+) -> SendOutcome {
     if !ctx.tenant.active {
         return failed(None, "tenant is disabled");
     }
@@ -141,9 +167,12 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
         .await
     {
         Ok(provider_message_id) => {
-            if let Some(read) = &msg.mark_read_message_id {
-                mark_read(state, msg, &wa.access_token, read).await;
-            }
+            *receipt = msg.mark_read_message_id.as_ref().map(|read| Receipt {
+                tenant: msg.tenant_id,
+                account: msg.provider_account_id.clone(),
+                token: wa.access_token.clone(),
+                message_id: read.clone(),
+            });
             SendOutcome::Sent {
                 provider_message_id,
             }
@@ -183,37 +212,38 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> SendOutcome {
     }
 }
 
-/// Marks the customer's message read, once the reply went out. Best effort: a missing
-/// blue tick is not worth a retry. The receipt goes out on a task of its own, so the
-/// batch (and the slot it holds) does not wait a second Graph API round trip for it;
-/// with `READ_RECEIPTS` already in flight, it is sent here instead.
-async fn mark_read(
-    state: &AppState,
-    msg: &ClaimedOutbound,
-    token: &secrecy::SecretString,
-    read: &str,
-) {
-    let receipt = {
-        let state = state.clone();
-        let account = msg.provider_account_id.clone();
-        let tenant = msg.tenant_id;
-        let token = token.clone();
-        let read = read.to_string();
-        async move {
-            let sent = state.graph.mark_read(&account, &token, &read).await;
-            if let Err(e) = sent {
-                tracing::debug!(%tenant, code = ?e.code, "mark as read failed");
-            }
-        }
-    };
-    match state.receipt_slots.clone().try_acquire_owned() {
-        Ok(slot) => {
+/// Marks the customers' messages read, once their replies went out. Best effort: a
+/// missing blue tick is not worth a retry. A batch's receipts go out together on one
+/// task of their own (one task a batch, not one a receipt), so the batch (and the slot
+/// it holds) does not wait a second Graph API round trip for them; with
+/// `READ_RECEIPTS` already in flight, they are sent here instead.
+async fn mark_read(state: &AppState, receipts: Vec<Receipt>) {
+    if receipts.is_empty() {
+        return;
+    }
+    async fn send_all(state: &AppState, receipts: Vec<Receipt>) {
+        stream::iter(receipts)
+            .for_each_concurrent(None, |r| async move {
+                let sent = state
+                    .graph
+                    .mark_read(&r.account, &r.token, &r.message_id)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(tenant = %r.tenant, code = ?e.code, "mark as read failed");
+                }
+            })
+            .await;
+    }
+    let n = u32::try_from(receipts.len()).unwrap_or(u32::MAX);
+    match state.receipt_slots.clone().try_acquire_many_owned(n) {
+        Ok(slots) => {
+            let state = state.clone();
             tokio::spawn(async move {
-                let _slot = slot;
-                receipt.await;
+                let _slots = slots;
+                send_all(&state, receipts).await;
             });
         }
-        Err(_) => receipt.await,
+        Err(_) => send_all(state, receipts).await,
     }
 }
 
