@@ -94,6 +94,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 impl AppState {
     /// Connects the store, loads the key ring and builds the caches.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Before any HTTPS client is built (they would fail without roots).
+        crate::channels::whatsapp::check_system_roots()?;
         let store = open_store(&config).await?;
         let keys = Arc::new(config.key_ring()?);
         Ok(Self::with_parts(config, store, keys))

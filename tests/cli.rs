@@ -780,3 +780,29 @@ fn a_half_configured_or_bad_smtp_relay_stops_start_up_with_what_to_set() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn serve_without_ca_certificates_says_what_to_install_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    // A system with no CA bundle (a slim container image): the certificate locations
+    // point at an empty folder and a missing file.
+    let out = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("PARLEY_BIND", "127.0.0.1:0")
+        .env("SSL_CERT_DIR", dir.path())
+        .env("SSL_CERT_FILE", dir.path().join("no-such-bundle.pem"))
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(all.contains("no CA certificates"), "{all}");
+    assert!(all.contains("ca-certificates"), "{all}");
+    assert!(all.contains("SSL_CERT_FILE"), "{all}");
+    // Nothing was started: no database was created.
+    assert!(!dir.path().join("p.db").exists());
+}

@@ -26,7 +26,7 @@ use crate::domain::message::*;
 
 use wire::Contact;
 
-pub use http::{BadBase, GraphClient, check_base};
+pub use http::{BadBase, GraphClient, check_base, check_system_roots};
 pub use send::{
     SendError, classify_error, mark_read_body, parse_send_response, template_message_body,
     text_message_body,

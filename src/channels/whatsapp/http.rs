@@ -244,6 +244,22 @@ impl GraphClient {
     }
 }
 
+/// Checks that this system has CA certificates to check TLS servers against (the Graph
+/// API's, LLM providers'): without any, every HTTPS client parley builds would fail.
+pub fn check_system_roots() -> anyhow::Result<()> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls_platform_verifier::Verifier::new(provider)
+        .map(drop)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no CA certificates could be loaded from this system, so parley cannot check \
+             the TLS certificates of Meta's Graph API or of LLM providers: install the \
+             system's CA bundle (Debian/Ubuntu: apt-get install ca-certificates) or point \
+             SSL_CERT_FILE at a PEM file of CA certificates"
+            )
+        })
+}
+
 /// The rustls configuration reqwest used too: aws-lc-rs, TLS 1.2 and 1.3, the
 /// platform's certificate verifier (the system's roots).
 fn platform_tls() -> rustls::ClientConfig {
