@@ -112,8 +112,18 @@ async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> (SendOutcome, Optio
             return (retry, None);
         }
     };
-    let mut receipt = None;
-    let outcome = attempt_with(state, msg, &ctx, &mut receipt).await;
+    let outcome = attempt_with(state, msg, &ctx).await;
+    // Only a reply that went out owes its customer a blue tick, through the number and
+    // with the token it went out with.
+    let receipt = match (&outcome, &msg.mark_read_message_id, &ctx.whatsapp) {
+        (SendOutcome::Sent { .. }, Some(read), Some(wa)) => Some(Receipt {
+            tenant: msg.tenant_id,
+            account: msg.provider_account_id.clone(),
+            token: wa.access_token.clone(),
+            message_id: read.clone(),
+        }),
+        _ => None,
+    };
     (outcome, receipt)
 }
 
@@ -121,7 +131,6 @@ async fn attempt_with(
     state: &AppState,
     msg: &ClaimedOutbound,
     ctx: &crate::cache::TenantContext,
-    receipt: &mut Option<Receipt>,
 ) -> SendOutcome {
     if !ctx.tenant.active {
         return failed(None, "tenant is disabled");
@@ -166,17 +175,9 @@ async fn attempt_with(
         .send(&msg.provider_account_id, &wa.access_token, &body)
         .await
     {
-        Ok(provider_message_id) => {
-            *receipt = msg.mark_read_message_id.as_ref().map(|read| Receipt {
-                tenant: msg.tenant_id,
-                account: msg.provider_account_id.clone(),
-                token: wa.access_token.clone(),
-                message_id: read.clone(),
-            });
-            SendOutcome::Sent {
-                provider_message_id,
-            }
-        }
+        Ok(provider_message_id) => SendOutcome::Sent {
+            provider_message_id,
+        },
         Err(e) => {
             let message = e
                 .title

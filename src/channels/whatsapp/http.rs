@@ -74,14 +74,7 @@ impl GraphClient {
         let base = checked_base(api_base)?;
         if needs_proxy(&Matcher::from_env(), &base) {
             // reqwest reads the same variables itself.
-            let client = reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(CALL_TIMEOUT)
-                .pool_idle_timeout(IDLE_TIMEOUT)
-                .pool_max_idle_per_host(max_idle)
-                .build()
-                .expect("the TLS backend is built in");
-            return Ok(Self::proxied(base, client));
+            return Ok(Self::proxied(base, reqwest::Client::builder(), max_idle));
         }
         Ok(Self::direct(base, max_idle, platform_tls()))
     }
@@ -99,16 +92,25 @@ impl GraphClient {
     pub fn through_proxy(api_base: &str, proxy: &str) -> Result<Self, BadBase> {
         let base = checked_base(api_base)?;
         let proxy = reqwest::Proxy::all(proxy).map_err(|_| BadBase(proxy.to_string()))?;
-        let client = reqwest::Client::builder()
-            .proxy(proxy)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .build()
-            .expect("the TLS backend is built in");
-        Ok(Self::proxied(base, client))
+        // A test's handful of calls: a few idle connections are plenty.
+        let max_idle = 8;
+        Ok(Self::proxied(
+            base,
+            reqwest::Client::builder().proxy(proxy),
+            max_idle,
+        ))
     }
 
-    fn proxied(base: http::Uri, client: reqwest::Client) -> Self {
+    /// Calls through reqwest (which speaks to proxies), with the direct client's
+    /// timeouts and pool bounds.
+    fn proxied(base: http::Uri, builder: reqwest::ClientBuilder, max_idle: usize) -> Self {
+        let client = builder
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(max_idle)
+            .build()
+            .expect("the TLS backend is built in");
         Self {
             transport: Arc::new(Transport::Proxied(client)),
             base: base_str(&base),
@@ -247,8 +249,7 @@ impl GraphClient {
 /// Checks that this system has CA certificates to check TLS servers against (the Graph
 /// API's, LLM providers'): without any, every HTTPS client parley builds would fail.
 pub fn check_system_roots() -> anyhow::Result<()> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    rustls_platform_verifier::Verifier::new(provider)
+    rustls_platform_verifier::Verifier::new(crypto_provider())
         .map(drop)
         .map_err(|_| {
             anyhow::anyhow!(
@@ -264,13 +265,16 @@ pub fn check_system_roots() -> anyhow::Result<()> {
 /// platform's certificate verifier (the system's roots).
 fn platform_tls() -> rustls::ClientConfig {
     use rustls_platform_verifier::BuilderVerifierExt;
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .and_then(|b| b.with_platform_verifier())
-    .expect("aws-lc-rs supports the default TLS versions; the platform verifier loads")
-    .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_platform_verifier())
+        .expect("aws-lc-rs supports the default TLS versions; the platform verifier loads")
+        .with_no_client_auth()
+}
+
+/// aws-lc-rs, as everywhere in parley (sqlx, reqwest, lettre).
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Checks a `PARLEY_WHATSAPP_API_BASE`: an absolute http(s) address without a query.
