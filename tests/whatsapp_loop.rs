@@ -1376,6 +1376,119 @@ async fn the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes(db: Db)
     assert_eq!(r.status(), 401);
 }
 
+/// On SQLite, the transaction that stores a webhook also decides and queues the turns
+/// that need nothing else (`pipeline::DecideStored`): when Meta gets its 200, the
+/// answer is already queued. A customer with an earlier message waiting, and an
+/// escalation, are left to the pipeline; a provider retry decides nothing again.
+async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let tenant = w.tenant("acme").await.id;
+    let (first, _cfg) =
+        stored_but_not_processed(&w, "wamid.IN.earlier", Duration::from_secs(60)).await;
+    let store = &first.state.store;
+    let ctx = first.state.cache.get(tenant).await.unwrap().unwrap();
+    let record = |from: &str, wamid: &str, text: &str| {
+        let body = text_webhook(A, from, wamid, text);
+        let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
+            .unwrap()
+            .messages
+            .remove(0);
+        parley::store::messages::InboundRecord {
+            tenant_id: tenant,
+            id: uuid::Uuid::now_v7(),
+            channel: parley::domain::Channel::Whatsapp,
+            message,
+            received_at: Utc::now(),
+        }
+    };
+    let batch = [
+        record("15551239999", "wamid.IN.plain", "Do you deliver?"),
+        record(
+            "15551238888",
+            "wamid.IN.refund",
+            "I want a refund for my bike",
+        ),
+        record(
+            "15551230001",
+            "wamid.IN.later",
+            "What are your opening hours?",
+        ),
+    ];
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let decide = || {
+        Box::new(parley::workers::pipeline::DecideStored::new(
+            [ctx.clone()],
+            now,
+            false,
+        ))
+    };
+    let (new, stored) = store
+        .store_webhook_deciding(&batch, &[], lease, decide(), now, Some(lease))
+        .await
+        .unwrap();
+    assert_eq!(new, 3);
+    let count = |sql: &'static str| w.db.count(sql);
+    match w.db.kind {
+        Db::Sqlite => {
+            // The plain question: decided, its reply queued and leased to send at once.
+            assert_eq!(stored.decided.len(), 1);
+            assert_eq!(stored.decided[0].inbound_id, batch[0].id);
+            assert_eq!(stored.replies.len(), 1);
+            assert_eq!(stored.replies[0].body, "Yes (acme)");
+            assert_eq!(stored.replies[0].recipient, "15551239999");
+            assert_eq!(
+                count("SELECT COUNT(*) FROM inbound_messages WHERE provider_message_id = 'wamid.IN.plain' AND state = 'done'").await,
+                1
+            );
+            assert_eq!(
+                count("SELECT COUNT(*) FROM decisions WHERE reason = 'faq_match'").await,
+                1
+            );
+            assert_eq!(
+                count("SELECT COUNT(*) FROM outbound_messages WHERE body = 'Yes (acme)' AND state = 'pending'").await,
+                1
+            );
+            // The escalation goes to the pipeline (telling the staff reads the store);
+            // the waiting customer's message stays behind the one before it.
+            let left: Vec<&str> = stored
+                .messages
+                .iter()
+                .map(|m| m.message.provider_message_id.as_str())
+                .collect();
+            assert_eq!(left, ["wamid.IN.refund"]);
+            assert_eq!(
+                count("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'").await,
+                3
+            );
+            // The hourly allowance counted the one reply.
+            assert_eq!(
+                count("SELECT COALESCE(SUM(count), 0) FROM rate_counters").await,
+                1
+            );
+        }
+        // PostgreSQL leaves every message to the pipeline's claim.
+        Db::Postgres => {
+            assert!(stored.decided.is_empty() && stored.replies.is_empty());
+            assert!(stored.messages.is_empty());
+            assert_eq!(count("SELECT COUNT(*) FROM decisions").await, 0);
+        }
+    }
+    // Meta delivers the same webhook again: nothing new, nothing decided, one reply.
+    let (new, again) = store
+        .store_webhook_deciding(&batch[..1], &[], lease, decide(), now, Some(lease))
+        .await
+        .unwrap();
+    assert_eq!((new, again.decided.len(), again.replies.len()), (0, 0, 0));
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbound_messages WHERE body = 'Yes (acme)'").await,
+        i64::from(w.db.kind == Db::Sqlite)
+    );
+    first.stop().await;
+}
+
 on_both_backends!(
     claims_take_each_customers_oldest_pending_message_only,
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
@@ -1403,6 +1516,7 @@ on_both_backends!(
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,
     a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease,
+    a_plain_faq_question_is_answered_in_the_transaction_that_stores_it,
     a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the_claim,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );

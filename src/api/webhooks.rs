@@ -225,10 +225,15 @@ async fn receive_whatsapp(
         count("empty");
         return Ok(StatusCode::OK);
     }
-    state.ingest.store(messages, statuses).await.map_err(|_| {
-        count("unavailable");
-        ApiError::unavailable("unavailable", "try again later")
-    })?;
+    let tenant = Some(ctx.clone());
+    state
+        .ingest
+        .store(messages, statuses, tenant)
+        .await
+        .map_err(|_| {
+            count("unavailable");
+            ApiError::unavailable("unavailable", "try again later")
+        })?;
     count("stored");
     Ok(StatusCode::OK)
 }

@@ -89,14 +89,46 @@ pub async fn finish_limited(
     store: &dyn Store,
     ctx: &TenantContext,
     input: &TurnInput<'_>,
-    mut outcome: Outcome,
-    mut handoff: Option<Handoff>,
+    outcome: Outcome,
+    handoff: Option<Handoff>,
     now: DateTime<Utc>,
     reached: Option<&'static str>,
 ) -> StoreResult<TurnRecord> {
-    let msg = input.msg;
-    let m = &msg.message;
-    let s = &ctx.settings;
+    let (outcome, plan) = limit_and_plan(ctx, input, outcome, now, reached);
+    let staff = match &outcome.escalate {
+        Some(category) if ctx.whatsapp.is_some() => {
+            Some(notify_staff(store, ctx, input, category, plan.send_at, now).await?)
+        }
+        _ => None,
+    };
+    Ok(assemble(ctx, input, outcome, plan, handoff, now, staff))
+}
+
+/// As `finish_limited`, for a turn that needs nothing more from the store: `None` for
+/// an escalation (telling the staff reads the store), which `finish_limited` builds.
+pub fn finish_now(
+    ctx: &TenantContext,
+    input: &TurnInput<'_>,
+    outcome: Outcome,
+    handoff: Option<Handoff>,
+    now: DateTime<Utc>,
+    reached: Option<&'static str>,
+) -> Option<TurnRecord> {
+    let (outcome, plan) = limit_and_plan(ctx, input, outcome, now, reached);
+    if outcome.escalate.is_some() && ctx.whatsapp.is_some() {
+        return None;
+    }
+    Some(assemble(ctx, input, outcome, plan, handoff, now, None))
+}
+
+/// The outcome once the rate limit it ran into (if any) is applied, and when to send.
+fn limit_and_plan(
+    ctx: &TenantContext,
+    input: &TurnInput<'_>,
+    mut outcome: Outcome,
+    now: DateTime<Utc>,
+    reached: Option<&'static str>,
+) -> (Outcome, schedule::SendPlan) {
     outcome.usage.inbound = 1 + input.merged.len() as i64;
     if let Some(limited) = reached {
         let usage = outcome.usage;
@@ -104,6 +136,22 @@ pub async fn finish_limited(
         outcome.usage = usage;
     }
     let plan = schedule::plan(ctx, input.conversation, &outcome, now);
+    (outcome, plan)
+}
+
+/// The turn's records, with the staff's notifications for an escalation.
+fn assemble(
+    ctx: &TenantContext,
+    input: &TurnInput<'_>,
+    mut outcome: Outcome,
+    plan: schedule::SendPlan,
+    mut handoff: Option<Handoff>,
+    now: DateTime<Utc>,
+    staff: Option<(Vec<OutboundRecord>, Vec<NotificationRecord>)>,
+) -> TurnRecord {
+    let msg = input.msg;
+    let m = &msg.message;
+    let s = &ctx.settings;
     let window = window_for(msg);
     let mut replies = Vec::new();
     let mut notifications = Vec::new();
@@ -131,15 +179,15 @@ pub async fn finish_limited(
             replies.push(out("notice", "notice", text, now));
             notice_night = Some(*night);
         }
-        if let Some(category) = &outcome.escalate {
+        if outcome.escalate.is_some() {
             replies.push(out("ack", "ack", s.escalation_ack_text(), plan.send_at));
             handoff = Some(Handoff::ToHuman {
                 reason: outcome.reason.clone(),
             });
-            let (staff, notes) =
-                notify_staff(store, ctx, input, category, plan.send_at, now).await?;
-            replies.extend(staff);
-            notifications = notes;
+            if let Some((sends, notes)) = staff {
+                replies.extend(sends);
+                notifications = notes;
+            }
         } else if let Some(text) = &outcome.reply {
             let delay = chrono::Duration::seconds(s.response_delay_seconds);
             let mut r = out("reply", "reply", text, plan.send_at.max(now + delay));
@@ -169,7 +217,7 @@ pub async fn finish_limited(
         score: outcome.score,
         detail: outcome.detail.clone(),
     });
-    Ok(TurnRecord {
+    TurnRecord {
         tenant_id: msg.tenant_id,
         inbound_id: msg.id,
         channel: msg.channel,
@@ -187,7 +235,7 @@ pub async fn finish_limited(
         notifications,
         usage: outcome.usage,
         merged: input.merged.clone(),
-    })
+    }
 }
 
 /// The end of the customer service window this message opened: 24 hours after the

@@ -210,6 +210,33 @@ pub struct StoredLeased {
     /// Their customers' conversations (those that have one), read in that same
     /// transaction; `None` if the store did not read them.
     pub conversations: Option<Vec<(ConversationKey, super::conversations::ConversationState)>>,
+    /// Turns decided and written in that same transaction (`DecideNow`): their
+    /// messages are done and are not among `messages`.
+    pub decided: Vec<TurnRecord>,
+    /// The replies of `decided` leased in that transaction, to send at once (as
+    /// `MessageStore::complete_inbound_leasing` returns them).
+    pub replies: Vec<ClaimedOutbound>,
+}
+
+/// Decides, inside the transaction that stores and leases new messages
+/// (`MessageStore::store_webhook_deciding`), the ones that need nothing but what is at
+/// hand (no model, no burst to wait for, no staff to tell), so that their turns are
+/// written in that same transaction instead of a second one. The rest stay leased for
+/// the pipeline, as with `store_webhook_leasing`. Runs on the store's writer: keep it
+/// to in-memory work.
+pub trait DecideNow: Send {
+    /// For each leased message (with their customers' conversations, as read in the
+    /// transaction), `Some(quota chain)` if it is decided here (the chain of counters its
+    /// reply takes, possibly empty), `None` to leave it to the pipeline.
+    fn prepare(
+        &mut self,
+        leased: &[ClaimedInbound],
+        conversations: &[(ConversationKey, super::conversations::ConversationState)],
+    ) -> Vec<Option<Vec<QuotaAsk>>>;
+
+    /// The turns of the prepared messages, in their order, given for each the index of
+    /// the counter its chain was refused at (as `MessageStore::take_quotas`).
+    fn finish(self: Box<Self>, reached: Vec<Option<usize>>) -> Vec<TurnRecord>;
 }
 
 impl ClaimedOutbound {
@@ -326,6 +353,24 @@ pub trait MessageStore: Send + Sync {
             self.store_webhook(messages, statuses).await?,
             StoredLeased::default(),
         ))
+    }
+
+    /// As `store_webhook_leasing`, and in the same transaction decides the leased
+    /// messages that `decide` can (`DecideNow`) and writes their turns as
+    /// `complete_inbound_leasing` does, leasing their replies until `reply_lease` (none
+    /// without). Stores that cannot do this in one transaction decide none.
+    async fn store_webhook_deciding(
+        &self,
+        messages: &[InboundRecord],
+        statuses: &[StatusRecord],
+        lease_until: DateTime<Utc>,
+        decide: Box<dyn DecideNow>,
+        now: DateTime<Utc>,
+        reply_lease: Option<DateTime<Utc>>,
+    ) -> StoreResult<(usize, StoredLeased)> {
+        let _ = (decide, now, reply_lease);
+        self.store_webhook_leasing(messages, statuses, lease_until)
+            .await
     }
 
     /// Claims up to `limit` pending inbound messages until `lease_until`: the oldest
@@ -612,7 +657,7 @@ macro_rules! impl_message_store {
             ) -> StoreResult<usize> {
                 if let Some(hot) = self.hot_writer() {
                     return hot
-                        .store_webhook(messages, statuses, None)
+                        .store_webhook(messages, statuses, None, None)
                         .await
                         .map(|(new, _)| new);
                 }
@@ -662,7 +707,24 @@ macro_rules! impl_message_store {
                 lease_until: DateTime<Utc>,
             ) -> StoreResult<(usize, $crate::store::messages::StoredLeased)> {
                 if let Some(hot) = self.hot_writer() {
-                    return hot.store_webhook(messages, statuses, Some(lease_until)).await;
+                    return hot.store_webhook(messages, statuses, Some(lease_until), None).await;
+                }
+                Ok((self.store_webhook(messages, statuses).await?, Default::default()))
+            }
+
+            async fn store_webhook_deciding(
+                &self,
+                messages: &[InboundRecord],
+                statuses: &[StatusRecord],
+                lease_until: DateTime<Utc>,
+                decide: Box<dyn $crate::store::messages::DecideNow>,
+                now: DateTime<Utc>,
+                reply_lease: Option<DateTime<Utc>>,
+            ) -> StoreResult<(usize, $crate::store::messages::StoredLeased)> {
+                if let Some(hot) = self.hot_writer() {
+                    return hot
+                        .store_webhook(messages, statuses, Some(lease_until), Some((decide, now, reply_lease)))
+                        .await;
                 }
                 Ok((self.store_webhook(messages, statuses).await?, Default::default()))
             }

@@ -32,14 +32,18 @@ use uuid::Uuid;
 
 use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
-    ClaimedInbound, ClaimedOutbound, ConversationKey, Handoff, InboundRecord, QuotaAsk, RANK_SQL,
-    SendOutcome, SendResult, StatusRecord, StoredLeased, TAKE_QUOTA_SQL_NO_RETURNING, TurnRecord,
-    claim_inbound_sql, claim_outbound_sql, delivery_rank, first_refused, raw_worth_keeping,
-    sent_per_tenant, usage_per_tenant,
+    ClaimedInbound, ClaimedOutbound, ConversationKey, DecideNow, Handoff, InboundRecord, QuotaAsk,
+    RANK_SQL, SendOutcome, SendResult, StatusRecord, StoredLeased, TAKE_QUOTA_SQL_NO_RETURNING,
+    TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank, first_refused,
+    raw_worth_keeping, sent_per_tenant, usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
 use crate::domain::{Channel, TenantId};
+
+/// What decides new messages in the storing transaction, the time it decides at, and
+/// until when it leases their replies (none: left to the sender's claim).
+pub type Deciding = (Box<dyn DecideNow>, DateTime<Utc>, Option<DateTime<Utc>>);
 
 /// Work for the writer thread: runs with its connection (`None` once closed).
 type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
@@ -219,11 +223,16 @@ impl HotWriter {
         rows.into_iter().map(ClaimedOutbound::try_from).collect()
     }
 
+    /// Stores a webhook's events; with `lease_until`, leases each new message that is
+    /// its customer's only pending one and reads those customers' conversations; with
+    /// `decide` too, decides the leased messages it can and writes their turns (leasing
+    /// their replies until the given time), all in one transaction.
     pub async fn store_webhook(
         &self,
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
         lease_until: Option<DateTime<Utc>>,
+        decide: Option<Deciding>,
     ) -> StoreResult<(usize, StoredLeased)> {
         // Each row is encoded into owned values before the writer is taken (the writer
         // thread then only runs SQLite), without copying the parsed records themselves.
@@ -266,7 +275,29 @@ impl HotWriter {
                     .then(|| (r.tenant_id, r.channel, r.message.customer_id.clone()))
             })
             .collect();
-        let (new, leased, conversations) = self
+        // The messages that may be leased, as a claim reads them back (see
+        // `raw_worth_keeping`): handed out, and decided, as they are.
+        let candidates: Vec<Option<ClaimedInbound>> = messages
+            .iter()
+            .zip(&keys)
+            .map(|(r, key)| {
+                key.as_ref().map(|_| {
+                    let mut message = r.message.clone();
+                    if !raw_worth_keeping(&message) {
+                        message.raw = serde_json::Value::Null;
+                    }
+                    ClaimedInbound {
+                        tenant_id: r.tenant_id,
+                        id: r.id,
+                        channel: r.channel,
+                        message,
+                        received_at: r.received_at,
+                        attempts: 1,
+                    }
+                })
+            })
+            .collect();
+        let (new, leased, conversations, decided, replies) = self
             .write("store_webhook", move |tx| {
                 let mut new = 0;
                 let mut leased = Vec::new();
@@ -276,6 +307,7 @@ impl HotWriter {
                     "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
                      AND customer_id = ?3 AND state = 'pending' LIMIT 1",
                 )?;
+                let mut candidates = candidates;
                 for (i, (mut row, key)) in rows.into_iter().zip(keys).enumerate() {
                     let lease_it = match &key {
                         Some((tenant, channel, customer)) => !waiting.exists(rusqlite::params![
@@ -296,8 +328,9 @@ impl HotWriter {
                     if lease_it
                         && inserted == 1
                         && let Some(key) = key
+                        && let Some(message) = candidates[i].take()
                     {
-                        leased.push(i);
+                        leased.push(message);
                         leased_keys.push(key);
                     }
                 }
@@ -306,34 +339,34 @@ impl HotWriter {
                 }
                 // What the pipeline looks up next, while the writer is here anyway.
                 let conversations = conversations_of(tx, leased_keys)?;
-                Ok((new, leased, conversations))
+                let Some((mut decide, now, reply_lease)) = decide.filter(|_| !leased.is_empty())
+                else {
+                    return Ok((new, leased, conversations, Vec::new(), Vec::new()));
+                };
+                // The turns that need nothing more, written here: their messages are
+                // done when this commits (the rows just written, so no page is written
+                // twice), and the pipeline never sees them.
+                let chains = decide.prepare(&leased, &conversations);
+                let reached =
+                    take_chains(tx, chains.iter().flatten().cloned().collect::<Vec<_>>())?;
+                let turns = decide.finish(reached);
+                let mut chosen = chains.iter().map(Option::is_some);
+                leased.retain(|_| !chosen.next().unwrap_or(false));
+                let replies = match turns.is_empty() {
+                    true => Vec::new(),
+                    false => complete(tx, &turns, now, reply_lease)?,
+                };
+                Ok((new, leased, conversations, turns, replies))
             })
             .await?;
-        let leased = leased
-            .into_iter()
-            .map(|i| {
-                let r = &messages[i];
-                let mut message = r.message.clone();
-                if !raw_worth_keeping(&message) {
-                    // As a claim reads it back (see `raw_worth_keeping`).
-                    message.raw = serde_json::Value::Null;
-                }
-                ClaimedInbound {
-                    tenant_id: r.tenant_id,
-                    id: r.id,
-                    channel: r.channel,
-                    message,
-                    received_at: r.received_at,
-                    attempts: 1,
-                }
-            })
-            .collect();
         Ok((
             new,
             StoredLeased {
                 messages: leased,
                 // Without a lease nothing was looked up: the pipeline does it.
                 conversations: lease_until.map(|_| conversations),
+                decided,
+                replies,
             },
         ))
     }
@@ -380,25 +413,8 @@ impl HotWriter {
         if chains.iter().all(Vec::is_empty) {
             return Ok(vec![None; chains.len()]);
         }
-        self.write("take_quotas", move |tx| {
-            let mut take = tx.prepare_cached(TAKE_QUOTA_SQL_NO_RETURNING)?;
-            let mut take_one = |q: &QuotaAsk| {
-                let changed = take.execute(rusqlite::params![
-                    id(&q.tenant.0),
-                    q.scope,
-                    ts(q.window_start),
-                    q.limit
-                ])?;
-                // A unit was taken if a row changed, unless the limit is below 1 (a new
-                // counter then starts at 1, over it, as `TAKE_QUOTA_SQL`'s count says).
-                Ok(changed == 1 && q.limit >= 1)
-            };
-            chains
-                .iter()
-                .map(|chain| first_refused(chain, &mut take_one))
-                .collect()
-        })
-        .await
+        self.write("take_quotas", move |tx| take_chains(tx, chains))
+            .await
     }
 
     pub async fn record_send_results(
@@ -415,6 +431,33 @@ impl HotWriter {
         })
         .await
     }
+}
+
+/// Takes the chains' rate counters (`MessageStore::take_quotas`), with the sqlx
+/// `take_quota`'s statement less its RETURNING.
+fn take_chains(
+    tx: &Transaction<'_>,
+    chains: Vec<Vec<QuotaAsk>>,
+) -> rusqlite::Result<Vec<Option<usize>>> {
+    if chains.iter().all(Vec::is_empty) {
+        return Ok(vec![None; chains.len()]);
+    }
+    let mut take = tx.prepare_cached(TAKE_QUOTA_SQL_NO_RETURNING)?;
+    let mut take_one = |q: &QuotaAsk| {
+        let changed = take.execute(rusqlite::params![
+            id(&q.tenant.0),
+            q.scope,
+            ts(q.window_start),
+            q.limit
+        ])?;
+        // A unit was taken if a row changed, unless the limit is below 1 (a new
+        // counter then starts at 1, over it, as `TAKE_QUOTA_SQL`'s count says).
+        Ok(changed == 1 && q.limit >= 1)
+    };
+    chains
+        .iter()
+        .map(|chain| first_refused(chain, &mut take_one))
+        .collect()
 }
 
 /// Records, when dropped, how long a write waited for the connection, held it, and

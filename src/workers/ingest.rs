@@ -5,7 +5,9 @@
 //! (the last batch held more than one), the batcher lingers (`super::linger_after`:
 //! longer the more the last batch held, at most `PARLEY_BATCH_LINGER_MS`) before the
 //! next transaction, so each commit serves more of them: a commit writes every page it
-//! touched, and pages shared by many messages are then written once.
+//! touched, and pages shared by many messages are then written once. Where the store
+//! can (SQLite), the same transaction also decides and writes the turns that need
+//! nothing more (`pipeline::DecideStored`): one transaction a message instead of two.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +15,21 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use super::followers::{Followers, inbound_key};
+use crate::cache::TenantContext;
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::messages::{InboundRecord, StatusRecord, StoredLeased};
+use crate::store::messages::{
+    ClaimedInbound, InboundRecord, StatusRecord, StoredLeased, TurnRecord,
+};
 
 /// A batch of new messages leased as they were stored, for the pipeline to process at
-/// once, with the pipeline slot it holds.
-pub type Handed = (tokio::sync::OwnedSemaphorePermit, StoredLeased);
+/// once, with the pipeline slot it holds; with the turns decided and written in that
+/// same transaction, and the sending slot their leased replies hold.
+pub struct Handed {
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+    pub stored: StoredLeased,
+    pub send_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 /// Where stored messages go straight to the pipeline (set once the workers run): new
 /// messages that are their customer's only pending one are leased in the transaction
@@ -30,6 +40,15 @@ pub struct Handoff {
     pub clock: Arc<dyn Clock>,
     pub lease: Duration,
     pub to: mpsc::UnboundedSender<Handed>,
+    /// Decide what can be decided in the storing transaction (`DecideStored`), leasing
+    /// replies while one of `send_slots` is free.
+    pub decide: Option<DecideHere>,
+}
+
+/// What deciding in the storing transaction needs beyond the webhooks' tenants.
+pub struct DecideHere {
+    pub send_slots: Arc<Semaphore>,
+    pub email_enabled: bool,
 }
 
 /// Most webhook requests folded into one transaction.
@@ -38,6 +57,8 @@ const MAX_JOBS: usize = 256;
 struct Job {
     messages: Vec<InboundRecord>,
     statuses: Vec<StatusRecord>,
+    /// The tenant whose webhook this is, for deciding its messages at once.
+    tenant: Option<Arc<TenantContext>>,
     done: oneshot::Sender<Result<(), ()>>,
 }
 
@@ -84,16 +105,19 @@ impl Ingest {
         let _ = self.handoff.set(handoff);
     }
 
-    /// Stores the events durably; returns once they are committed.
+    /// Stores the events durably; returns once they are committed. `tenant`, whose
+    /// events they are, lets their turns be decided in the same transaction.
     pub async fn store(
         &self,
         messages: Vec<InboundRecord>,
         statuses: Vec<StatusRecord>,
+        tenant: Option<Arc<TenantContext>>,
     ) -> Result<(), NotStored> {
         let (done, answer) = oneshot::channel();
         let job = Job {
             messages,
             statuses,
+            tenant,
             done,
         };
         self.tx.send(job).await.map_err(|_| NotStored)?;
@@ -144,20 +168,54 @@ async fn run(
             let mut messages = Vec::new();
             let mut statuses = Vec::new();
             let mut answers = Vec::with_capacity(jobs.len());
+            let mut tenants: Vec<Arc<TenantContext>> = Vec::new();
             for j in jobs {
                 messages.extend(j.messages);
                 statuses.extend(j.statuses);
                 answers.push(j.done);
+                if let Some(t) = j.tenant
+                    && !tenants.iter().any(|k| k.tenant.id == t.tenant.id)
+                {
+                    tenants.push(t);
+                }
             }
             let handoff = handoff.get().filter(|_| !messages.is_empty());
             let slot = handoff.and_then(|h| h.slots.clone().try_acquire_owned().ok());
             let result = match (handoff, slot) {
                 (Some(h), Some(slot)) => {
-                    let lease = super::lease_until(h.clock.now(), h.lease);
-                    store
-                        .store_webhook_leasing(&messages, &statuses, lease)
-                        .await
-                        .map(|(new, leased)| (new, Some((h, slot, leased))))
+                    let now = h.clock.now();
+                    let lease = super::lease_until(now, h.lease);
+                    let stored = match &h.decide {
+                        Some(d) => {
+                            // Replies leased with their turns need a sending slot.
+                            let send_slot = d.send_slots.clone().try_acquire_owned().ok();
+                            let decide =
+                                super::pipeline::DecideStored::new(tenants, now, d.email_enabled);
+                            store
+                                .store_webhook_deciding(
+                                    &messages,
+                                    &statuses,
+                                    lease,
+                                    Box::new(decide),
+                                    now,
+                                    send_slot.as_ref().map(|_| lease),
+                                )
+                                .await
+                                .map(|(new, stored)| (new, stored, send_slot))
+                        }
+                        None => store
+                            .store_webhook_leasing(&messages, &statuses, lease)
+                            .await
+                            .map(|(new, stored)| (new, stored, None)),
+                    };
+                    stored.map(|(new, stored, send_slot)| {
+                        let handed = Handed {
+                            slot,
+                            stored,
+                            send_slot,
+                        };
+                        (new, Some((h, handed)))
+                    })
                 }
                 _ => store
                     .store_webhook(&messages, &statuses)
@@ -167,15 +225,18 @@ async fn run(
             let ok = match result {
                 Ok((new, handed)) => {
                     metrics::counter!("parley_messages_received_total").increment(new as u64);
-                    let passed = handed.as_ref().map_or(0, |(_, _, l)| l.messages.len());
+                    let (leased, decided): (&[ClaimedInbound], &[TurnRecord]) = handed
+                        .as_ref()
+                        .map_or((&[], &[]), |(_, h)| (&h.stored.messages, &h.stored.decided));
                     // The leased ones first: a later message of the same customer in
-                    // this batch is their follower.
-                    let leased: &[crate::store::messages::ClaimedInbound] =
-                        handed.as_ref().map_or(&[], |(_, _, l)| &l.messages);
+                    // this batch is their follower. Decided ones are done already.
                     in_work.taken(leased.iter().map(inbound_key), false);
-                    if new > passed {
-                        let ids: std::collections::HashSet<uuid::Uuid> =
-                            leased.iter().map(|m| m.id).collect();
+                    if new > leased.len() + decided.len() {
+                        let ids: std::collections::HashSet<uuid::Uuid> = leased
+                            .iter()
+                            .map(|m| m.id)
+                            .chain(decided.iter().map(|t| t.inbound_id))
+                            .collect();
                         in_work.arrived(
                             messages
                                 .iter()
@@ -184,12 +245,12 @@ async fn run(
                         );
                         wake.notify_one();
                     }
-                    if let Some((h, slot, leased)) = handed
-                        && !leased.messages.is_empty()
+                    if let Some((h, handed)) = handed
+                        && !(handed.stored.messages.is_empty() && handed.stored.decided.is_empty())
                     {
                         // Gone only if the workers stopped: the leases run out and the
-                        // messages are claimed then.
-                        let _ = h.to.send((slot, leased));
+                        // messages and replies are claimed then.
+                        let _ = h.to.send(handed);
                     }
                     Ok(())
                 }

@@ -30,6 +30,10 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             clock: state.clock.clone(),
             lease: state.config.work_lease,
             to,
+            decide: Some(ingest::DecideHere {
+                send_slots: state.send_slots.clone(),
+                email_enabled: state.email.is_some(),
+            }),
         });
         tasks.push(tokio::spawn(take_handed(
             state.clone(),
@@ -86,8 +90,8 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
 }
 
 /// Processes the batches the webhook handed straight to the pipeline (each on a task of
-/// its own, holding its slot) until `stop`; what is still queued then is left to its
-/// leases.
+/// its own, holding its slot), and hands the replies of turns written with the webhook
+/// to the sender, until `stop`; what is still queued then is left to its leases.
 async fn take_handed(
     state: AppState,
     mut handed: tokio::sync::mpsc::UnboundedReceiver<ingest::Handed>,
@@ -96,7 +100,16 @@ async fn take_handed(
     loop {
         tokio::select! {
             batch = handed.recv() => {
-                let Some((slot, batch)) = batch else { return };
+                let Some(handed) = batch else { return };
+                let batch = handed.stored;
+                // Turns written with their messages: their replies go to the sender.
+                if !batch.decided.is_empty() {
+                    pipeline::handed_on(&state, &batch.decided, batch.replies, handed.send_slot);
+                }
+                if batch.messages.is_empty() {
+                    continue;
+                }
+                let slot = handed.slot;
                 let state = state.clone();
                 tokio::spawn(async move {
                     let _slot = slot;

@@ -3,7 +3,9 @@
 //! tenant's LLM run as their own tasks (bounded), so a slow model never holds up FAQ
 //! answers; their messages stay claimed meanwhile, and a crash leaves them to be
 //! claimed again when the lease runs out. Woken at once by the webhook; a poll is the
-//! safety net (and picks up expired leases and bursts that have gone quiet).
+//! safety net (and picks up expired leases and bursts that have gone quiet). On SQLite,
+//! the turns that need nothing but what is in memory are decided inside the webhook's
+//! own transaction instead (`DecideStored`), and never reach the pipeline.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,6 +133,107 @@ pub async fn process_known(
     Ok(claimed.len())
 }
 
+/// Decides, in the transaction that stores them (`DecideNow`), the new messages whose
+/// turn needs nothing but the tenant's settings and FAQs, the message and the
+/// customer's conversation: what `process_known` would decide for them, without a second
+/// transaction, a hand-over to the pipeline or a claim. Left to the pipeline: tenants
+/// not given here, messages that may start a burst (`burst_window_seconds`), turns that
+/// ask the LLM and escalations (telling the staff reads the store).
+pub struct DecideStored {
+    contexts: HashMap<crate::domain::TenantId, Arc<TenantContext>>,
+    now: DateTime<Utc>,
+    email_enabled: bool,
+    prepared: Vec<Prepared>,
+}
+
+/// A message decided in `DecideStored::prepare`, waiting for its rate counters.
+struct Prepared {
+    ctx: Arc<TenantContext>,
+    msg: ClaimedInbound,
+    text: String,
+    conversation: Option<ConversationState>,
+    outcome: runtime::Outcome,
+    handoff: Option<Handoff>,
+    limits: Vec<&'static str>,
+}
+
+impl DecideStored {
+    /// With the contexts of the tenants whose messages may be decided, at `now`.
+    pub fn new(
+        contexts: impl IntoIterator<Item = Arc<TenantContext>>,
+        now: DateTime<Utc>,
+        email_enabled: bool,
+    ) -> Self {
+        Self {
+            contexts: contexts.into_iter().map(|c| (c.tenant.id, c)).collect(),
+            now,
+            email_enabled,
+            prepared: Vec::new(),
+        }
+    }
+}
+
+impl crate::store::messages::DecideNow for DecideStored {
+    fn prepare(
+        &mut self,
+        leased: &[ClaimedInbound],
+        conversations: &[(ConversationKey, ConversationState)],
+    ) -> Vec<Option<Vec<crate::store::messages::QuotaAsk>>> {
+        let conversations: HashMap<&ConversationKey, &ConversationState> =
+            conversations.iter().map(|(k, c)| (k, c)).collect();
+        leased
+            .iter()
+            .map(|msg| {
+                let ctx = self.contexts.get(&msg.tenant_id)?;
+                if ctx.settings.burst_window_seconds != 0 && msg.message.kind.is_textual() {
+                    return None;
+                }
+                let conv = conversations.get(&inbound_key(msg)).copied();
+                let text = msg.message.text.clone().unwrap_or_default();
+                let (step, handoff) = runtime::gate(ctx, &msg.message, &text, conv, self.now);
+                let Step::Done(outcome) = step else {
+                    return None;
+                };
+                if outcome.escalate.is_some() {
+                    return None;
+                }
+                count(&outcome);
+                let asks = runtime::quota_asks(ctx, &outcome, &msg.message.customer_id, self.now);
+                let (limits, chain) = asks.into_iter().unzip();
+                self.prepared.push(Prepared {
+                    ctx: ctx.clone(),
+                    msg: msg.clone(),
+                    text,
+                    conversation: conv.cloned(),
+                    outcome,
+                    handoff,
+                    limits,
+                });
+                Some(chain)
+            })
+            .collect()
+    }
+
+    fn finish(self: Box<Self>, reached: Vec<Option<usize>>) -> Vec<TurnRecord> {
+        let (now, email_enabled) = (self.now, self.email_enabled);
+        self.prepared
+            .into_iter()
+            .zip(reached.into_iter().chain(std::iter::repeat(None)))
+            .filter_map(|(p, refused)| {
+                let input = TurnInput {
+                    msg: &p.msg,
+                    text: p.text,
+                    conversation: p.conversation.as_ref(),
+                    merged: Vec::new(),
+                    email_enabled,
+                };
+                let limit = refused.and_then(|i| p.limits.get(i).copied());
+                runtime::finish_now(&p.ctx, &input, p.outcome, p.handoff, now, limit)
+            })
+            .collect()
+    }
+}
+
 async fn write(
     state: &AppState,
     turns: &[TurnRecord],
@@ -161,8 +264,21 @@ async fn write(
             Vec::new()
         }
     };
-    // Replies leased here are in work; the others wait for the sender's claim, some of
-    // them behind one of their customer's replies in work.
+    handed_on(state, turns, leased, slot);
+    Ok(())
+}
+
+/// After turns are written: replies leased with them are in work and go to the sender
+/// (holding `slot`); the others wait for the sender's claim, some of them behind one of
+/// their customer's replies in work. Email notifications wake the notifier. Also for the
+/// turns written with the webhook that brought their messages (`DecideStored`).
+pub fn handed_on(
+    state: &AppState,
+    turns: &[TurnRecord],
+    leased: Vec<crate::store::messages::ClaimedOutbound>,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let replies: usize = turns.iter().map(|t| t.replies.len()).sum();
     state
         .outbox_followers
         .taken(leased.iter().filter_map(outbound_key), false);
@@ -195,7 +311,6 @@ async fn write(
     {
         state.wake_notifier.notify_one();
     }
-    Ok(())
 }
 
 fn count(outcome: &runtime::Outcome) {
