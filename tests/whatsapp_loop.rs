@@ -1489,6 +1489,93 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
     first.stop().await;
 }
 
+/// A decider that takes its rate counters and then panics while building the turns.
+struct PanicsAfterCounting(parley::domain::TenantId);
+
+impl parley::store::messages::DecideNow for PanicsAfterCounting {
+    fn prepare(
+        &mut self,
+        leased: &[parley::store::messages::ClaimedInbound],
+        _: &[(
+            parley::store::messages::ConversationKey,
+            parley::store::conversations::ConversationState,
+        )],
+    ) -> Vec<Option<Vec<parley::store::messages::QuotaAsk>>> {
+        let ask = parley::store::messages::QuotaAsk {
+            tenant: self.0,
+            scope: "test_poison".into(),
+            window_start: Utc::now(),
+            limit: 100,
+        };
+        leased.iter().map(|_| Some(vec![ask.clone()])).collect()
+    }
+
+    fn finish(self: Box<Self>, _: Vec<Option<usize>>) -> Vec<parley::store::messages::TurnRecord> {
+        panic!("a bug while deciding");
+    }
+}
+
+/// Should deciding a webhook's messages in its transaction panic, the webhook is still
+/// stored (no 503 for it and every webhook batched with it), its messages are left to
+/// the pipeline, and the rate counters it took are undone.
+async fn a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webhook(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let tenant = w.tenant("acme").await.id;
+    let body = text_webhook(A, "15551239999", "wamid.IN.poison", "Do you deliver?");
+    let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
+        .unwrap()
+        .messages
+        .remove(0);
+    let record = parley::store::messages::InboundRecord {
+        tenant_id: tenant,
+        id: uuid::Uuid::now_v7(),
+        channel: parley::domain::Channel::Whatsapp,
+        message,
+        received_at: Utc::now(),
+    };
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let (new, stored) = w
+        .app
+        .state
+        .store
+        .store_webhook_deciding(
+            &[record],
+            &[],
+            lease,
+            Box::new(PanicsAfterCounting(tenant)),
+            now,
+            None,
+        )
+        .await
+        .expect("stored despite the panic");
+    assert_eq!(new, 1);
+    assert!(stored.decided.is_empty() && stored.replies.is_empty());
+    assert_eq!(
+        w.db.count(
+            "SELECT COUNT(*) FROM inbound_messages WHERE provider_message_id = 'wamid.IN.poison'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        w.db.count("SELECT COUNT(*) FROM rate_counters WHERE scope = 'test_poison'")
+            .await,
+        0
+    );
+    if w.db.kind == Db::Sqlite {
+        // Leased as stored, for the pipeline to decide.
+        assert_eq!(stored.messages.len(), 1);
+        assert_eq!(
+            w.db.count("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'")
+                .await,
+            1
+        );
+    }
+}
+
 on_both_backends!(
     claims_take_each_customers_oldest_pending_message_only,
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
@@ -1517,6 +1604,7 @@ on_both_backends!(
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,
     a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease,
     a_plain_faq_question_is_answered_in_the_transaction_that_stores_it,
+    a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webhook,
     a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the_claim,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );

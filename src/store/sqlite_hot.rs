@@ -345,18 +345,36 @@ impl HotWriter {
                 };
                 // The turns that need nothing more, written here: their messages are
                 // done when this commits (the rows just written, so no page is written
-                // twice), and the pipeline never sees them.
-                let chains = decide.prepare(&leased, &conversations);
-                let reached =
-                    take_chains(tx, chains.iter().flatten().cloned().collect::<Vec<_>>())?;
-                let turns = decide.finish(reached);
-                let mut chosen = chains.iter().map(Option::is_some);
-                leased.retain(|_| !chosen.next().unwrap_or(false));
-                let replies = match turns.is_empty() {
-                    true => Vec::new(),
-                    false => complete(tx, &turns, now, reply_lease)?,
-                };
-                Ok((new, leased, conversations, turns, replies))
+                // twice), and the pipeline never sees them. Under a savepoint: should
+                // deciding panic, its writes are undone and the webhook is still stored,
+                // its messages left to the pipeline, rather than every webhook of the
+                // batch refused with it.
+                tx.execute_batch("SAVEPOINT decide")?;
+                let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let chains = decide.prepare(&leased, &conversations);
+                    let reached =
+                        take_chains(tx, chains.iter().flatten().cloned().collect::<Vec<_>>())?;
+                    let turns = decide.finish(reached);
+                    let replies = match turns.is_empty() {
+                        true => Vec::new(),
+                        false => complete(tx, &turns, now, reply_lease)?,
+                    };
+                    Ok::<_, rusqlite::Error>((chains, turns, replies))
+                }));
+                match decided {
+                    Ok(Ok((chains, turns, replies))) => {
+                        tx.execute_batch("RELEASE decide")?;
+                        let mut chosen = chains.iter().map(Option::is_some);
+                        leased.retain(|_| !chosen.next().unwrap_or(false));
+                        Ok((new, leased, conversations, turns, replies))
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => {
+                        tx.execute_batch("ROLLBACK TO decide; RELEASE decide")?;
+                        tracing::error!("deciding stored messages panicked; left to the pipeline");
+                        Ok((new, leased, conversations, Vec::new(), Vec::new()))
+                    }
+                }
             })
             .await?;
         Ok((
