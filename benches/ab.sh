@@ -8,7 +8,7 @@
 #   benches/ab.sh 5000 20 2 'old=/tmp/parley-old' 'new=target/release/parley'
 #   benches/ab.sh 5000 20 1 'linger5=PARLEY_BATCH_LINGER_MS=5 target/release/parley'
 #
-# Each round runs every build once, in the order given, through run.sh (SQLite, 20
+# Each round runs every build once, the order rotated by one each round, through run.sh (SQLite, 20
 # tenants, the number on the 1000 msg/s tier, benches/fast-number.sh). A line: label,
 # pass, delivered fraction, duplicates, wrong token/body, parley's CPU in % of one core,
 # CPU µs a delivered message, e2e p50/p99 ms. Full JSON lines go to $AB_OUT
@@ -19,8 +19,13 @@ BENCH="${BENCH_DIR:-$HERE/../../shared/bench}"
 [[ $# -ge 4 ]] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 rate="$1" secs="$2" rounds="$3"; shift 3
 out="${AB_OUT:-/tmp/ab.jsonl}"
+specs=("$@")
+n=${#specs[@]}
 for ((r = 1; r <= rounds; r++)); do
-  for spec in "$@"; do
+  # Each round starts one build later: a run's place in the round (the machine warms,
+  # its neighbours come and go) falls on every build alike.
+  for ((k = 0; k < n; k++)); do
+    spec="${specs[$(((r - 1 + k) % n))]}"
     label="${spec%%=*}" cmd="${spec#*=}"
     bin="${cmd##* }" envs="${cmd% *}"
     [[ "$envs" == "$cmd" ]] && envs=""
