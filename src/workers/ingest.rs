@@ -7,7 +7,8 @@
 //! next transaction, so each commit serves more of them: a commit writes every page it
 //! touched, and pages shared by many messages are then written once. Where the store
 //! can (SQLite), the same transaction also decides and writes the turns that need
-//! nothing more (`pipeline::DecideStored`): one transaction a message instead of two.
+//! nothing more (`pipeline::DecideStored`): such a message goes through one write
+//! transaction instead of two.
 
 use std::sync::Arc;
 use std::time::Duration;
