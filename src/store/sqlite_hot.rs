@@ -375,8 +375,11 @@ impl HotWriter {
                     true => Vec::new(),
                     false => complete(tx, &turns, now, reply_lease)?,
                 };
-                let mut chosen = chains.iter().map(Option::is_some);
-                leased.retain(|_| !chosen.next().unwrap_or(false));
+                // Done: the messages with a turn written (every prepared one has one; a
+                // message without would otherwise wait out its lease).
+                let done: std::collections::HashSet<Uuid> =
+                    turns.iter().map(|t| t.inbound_id).collect();
+                leased.retain(|m| !done.contains(&m.id));
                 Ok((new, leased, conversations, turns, replies))
             })
             .await?;
