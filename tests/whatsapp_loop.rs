@@ -1218,6 +1218,27 @@ async fn a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the
     first.stop().await;
 }
 
+/// A text message from `from` to acme's number A, parsed as the webhook would store it.
+fn inbound_record(
+    tenant: parley::domain::TenantId,
+    from: &str,
+    wamid: &str,
+    text: &str,
+) -> parley::store::messages::InboundRecord {
+    let body = text_webhook(A, from, wamid, text);
+    let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
+        .unwrap()
+        .messages
+        .remove(0);
+    parley::store::messages::InboundRecord {
+        tenant_id: tenant,
+        id: uuid::Uuid::now_v7(),
+        channel: parley::domain::Channel::Whatsapp,
+        message,
+        received_at: Utc::now(),
+    }
+}
+
 async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1227,20 +1248,7 @@ async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db
     let (first, _cfg) =
         stored_but_not_processed(&w, "wamid.IN.earlier", Duration::from_secs(60)).await;
     let store = &first.state.store;
-    let record = |from: &str, wamid: &str| {
-        let body = text_webhook(A, from, wamid, "Do you deliver?");
-        let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
-            .unwrap()
-            .messages
-            .remove(0);
-        parley::store::messages::InboundRecord {
-            tenant_id: tenant,
-            id: uuid::Uuid::now_v7(),
-            channel: parley::domain::Channel::Whatsapp,
-            message,
-            received_at: Utc::now(),
-        }
-    };
+    let record = |from: &str, wamid: &str| inbound_record(tenant, from, wamid, "Do you deliver?");
     let ids = |m: &[parley::store::messages::ClaimedInbound]| {
         let mut ids: Vec<String> = m
             .iter()
@@ -1389,20 +1397,7 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
         stored_but_not_processed(&w, "wamid.IN.earlier", Duration::from_secs(60)).await;
     let store = &first.state.store;
     let ctx = first.state.cache.get(tenant).await.unwrap().unwrap();
-    let record = |from: &str, wamid: &str, text: &str| {
-        let body = text_webhook(A, from, wamid, text);
-        let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
-            .unwrap()
-            .messages
-            .remove(0);
-        parley::store::messages::InboundRecord {
-            tenant_id: tenant,
-            id: uuid::Uuid::now_v7(),
-            channel: parley::domain::Channel::Whatsapp,
-            message,
-            received_at: Utc::now(),
-        }
-    };
+    let record = |from: &str, wamid: &str, text: &str| inbound_record(tenant, from, wamid, text);
     let batch = [
         record("15551239999", "wamid.IN.plain", "Do you deliver?"),
         record(
@@ -1523,18 +1518,7 @@ async fn a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webh
         return;
     };
     let tenant = w.tenant("acme").await.id;
-    let body = text_webhook(A, "15551239999", "wamid.IN.poison", "Do you deliver?");
-    let message = parley::channels::whatsapp::parse_webhook(body.as_bytes())
-        .unwrap()
-        .messages
-        .remove(0);
-    let record = parley::store::messages::InboundRecord {
-        tenant_id: tenant,
-        id: uuid::Uuid::now_v7(),
-        channel: parley::domain::Channel::Whatsapp,
-        message,
-        received_at: Utc::now(),
-    };
+    let record = inbound_record(tenant, "15551239999", "wamid.IN.poison", "Do you deliver?");
     let now = Utc::now();
     let lease = now + chrono::Duration::seconds(60);
     let (new, stored) = w
