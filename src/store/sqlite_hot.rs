@@ -363,7 +363,7 @@ impl HotWriter {
                     return Ok((new, leased, conversations, Vec::new(), Vec::new()));
                 };
                 let asked: Vec<Vec<QuotaAsk>> = chains.iter().flatten().cloned().collect();
-                let reached = take_chains(tx, asked.clone())?;
+                let reached = take_chains(tx, &asked)?;
                 let Ok(turns) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     decide.finish(reached.clone())
                 })) else {
@@ -437,7 +437,7 @@ impl HotWriter {
         if chains.iter().all(Vec::is_empty) {
             return Ok(vec![None; chains.len()]);
         }
-        self.write("take_quotas", move |tx| take_chains(tx, chains))
+        self.write("take_quotas", move |tx| take_chains(tx, &chains))
             .await
     }
 
@@ -461,7 +461,7 @@ impl HotWriter {
 /// `take_quota`'s statement less its RETURNING.
 fn take_chains(
     tx: &Transaction<'_>,
-    chains: Vec<Vec<QuotaAsk>>,
+    chains: &[Vec<QuotaAsk>],
 ) -> rusqlite::Result<Vec<Option<usize>>> {
     if chains.iter().all(Vec::is_empty) {
         return Ok(vec![None; chains.len()]);
