@@ -265,6 +265,72 @@ async fn the_same_webhook_delivered_three_times_gets_one_reply(db: Db) {
     assert_eq!(wait_for_texts(&w.meta, 2).await.len(), 1);
 }
 
+async fn the_same_webhook_delivered_three_times_at_once_gets_one_reply(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let body = text_webhook(A, "15551230001", "wamid.IN.dup", "Do you deliver?");
+    let (a, b, c) = tokio::join!(
+        w.post_signed("acme", &body),
+        w.post_signed("acme", &body),
+        w.post_signed("acme", &body)
+    );
+    assert_eq!([a.status(), b.status(), c.status()], [200; 3]);
+    wait_reply_state(&w, "acme", "sent").await;
+    let log = w.log("acme").await;
+    assert_eq!(log.iter().filter(|m| m.direction == "in").count(), 1);
+    assert_eq!(log.iter().filter(|m| m.direction == "out").count(), 1);
+    assert_eq!(wait_for_texts(&w.meta, 2).await.len(), 1);
+}
+
+async fn a_tenant_that_logs_no_message_text_keeps_none_once_answered(db: Db) {
+    let Some(w) = World::with(db, true, |b| {
+        if b["slug"] == "acme" {
+            b["settings"]["logging"] = json!({"message_text": false});
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    for (slug, phone, wamid) in [
+        ("acme", A, "wamid.IN.private"),
+        ("bolt", B, "wamid.IN.kept"),
+    ] {
+        w.post_signed(
+            slug,
+            &text_webhook(phone, "15551230001", wamid, "Do you deliver?"),
+        )
+        .await;
+    }
+    assert_eq!(wait_for_texts(&w.meta, 2).await.len(), 2);
+    wait_log(&w, "acme", |l| {
+        l.iter().any(|m| m.direction == "in" && m.state == "done")
+    })
+    .await;
+    wait_log(&w, "bolt", |l| {
+        l.iter().any(|m| m.direction == "in" && m.state == "done")
+    })
+    .await;
+    let inbound = |log: Vec<parley::store::messages::LoggedMessage>| {
+        log.into_iter().find(|m| m.direction == "in").unwrap()
+    };
+    // acme's customer's words are gone (the reply went out); bolt keeps its log.
+    assert_eq!(inbound(w.log("acme").await).body, None);
+    assert_eq!(
+        inbound(w.log("bolt").await).body.as_deref(),
+        Some("Do you deliver?")
+    );
+    assert_eq!(
+        w.db.count(
+            "SELECT COUNT(*) FROM inbound_messages WHERE provider_message_id = 'wamid.IN.private' \
+             AND body IS NULL AND raw = '{\"redacted\":true}'"
+        )
+        .await,
+        1
+    );
+}
+
 async fn fifty_concurrent_webhooks_get_fifty_replies_none_doubled(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1410,6 +1476,10 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
             "wamid.IN.later",
             "What are your opening hours?",
         ),
+        // The same webhook twice within one commit, and (forged or not) the same
+        // message id from another customer: neither new, neither answered.
+        record("15551239999", "wamid.IN.plain", "Do you deliver?"),
+        record("15551237777", "wamid.IN.plain", "Do you deliver?"),
     ];
     let now = Utc::now();
     let lease = now + chrono::Duration::seconds(60);
@@ -1434,9 +1504,23 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
             assert_eq!(stored.replies.len(), 1);
             assert_eq!(stored.replies[0].body, "Yes (acme)");
             assert_eq!(stored.replies[0].recipient, "15551239999");
+            // Stored done, in its conversation, as the pipeline would have left it.
             assert_eq!(
-                count("SELECT COUNT(*) FROM inbound_messages WHERE provider_message_id = 'wamid.IN.plain' AND state = 'done'").await,
+                count(
+                    "SELECT COUNT(*) FROM inbound_messages m JOIN conversations c \
+                       ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id \
+                       AND c.customer_id = m.customer_id \
+                       WHERE m.provider_message_id = 'wamid.IN.plain' AND m.state = 'done' \
+                       AND m.processed_at IS NOT NULL AND m.claimed_until IS NULL \
+                       AND m.body = 'Do you deliver?'"
+                )
+                .await,
                 1
+            );
+            assert_eq!(
+                count("SELECT COUNT(*) FROM inbound_messages WHERE customer_id = '15551237777'")
+                    .await,
+                0
             );
             assert_eq!(
                 count("SELECT COUNT(*) FROM decisions WHERE reason = 'faq_match'").await,
@@ -1564,6 +1648,8 @@ on_both_backends!(
     claims_take_each_customers_oldest_pending_message_only,
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
     the_same_webhook_delivered_three_times_gets_one_reply,
+    the_same_webhook_delivered_three_times_at_once_gets_one_reply,
+    a_tenant_that_logs_no_message_text_keeps_none_once_answered,
     fifty_concurrent_webhooks_get_fifty_replies_none_doubled,
     meta_failing_twice_with_500_then_accepting_delivers_exactly_once,
     a_window_closed_error_is_recorded_as_failed_and_never_retried,

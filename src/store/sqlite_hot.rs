@@ -265,16 +265,22 @@ impl HotWriter {
             .map_err(store_error)?;
         let statuses = statuses.to_vec();
         let lease = lease_until.map(ts);
-        // Each customer's first message here, in case it can be leased (by index).
+        // Each customer's first message here, in case it can be leased (by index), and
+        // whether a message repeats an earlier one of the batch (a webhook delivered
+        // twice within one commit), which is not new and never leased.
         let mut customers = std::collections::HashSet::new();
-        let keys: Vec<Option<ConversationKey>> = messages
+        let mut seen = std::collections::HashSet::new();
+        let (keys, repeats): (Vec<Option<ConversationKey>>, Vec<bool>) = messages
             .iter()
             .map(|r| {
-                let key = (r.tenant_id, r.channel, r.message.customer_id.as_str());
-                (lease.is_some() && customers.insert(key))
-                    .then(|| (r.tenant_id, r.channel, r.message.customer_id.clone()))
+                let m = &r.message;
+                let repeat = !seen.insert((r.tenant_id, r.channel, m.provider_message_id.as_str()));
+                let key = (r.tenant_id, r.channel, m.customer_id.as_str());
+                let key = (lease.is_some() && customers.insert(key))
+                    .then(|| (r.tenant_id, r.channel, m.customer_id.clone()));
+                (key, repeat)
             })
-            .collect();
+            .unzip();
         // The messages that may be leased, as a claim reads them back (see
         // `raw_worth_keeping`): handed out, and decided, as they are.
         let candidates: Vec<Option<ClaimedInbound>> = messages
@@ -299,87 +305,117 @@ impl HotWriter {
             .collect();
         let (new, leased, conversations, decided, replies) = self
             .write("store_webhook", move |tx| {
-                let mut new = 0;
+                // Which messages to lease: a customer's first here, new (neither stored
+                // before nor repeating one of this batch), with nothing of theirs
+                // pending. Found before any row is written, so that a message decided
+                // here is inserted already done (one write of its row and its index
+                // entries, not an insert and then an update).
+                let mut leasing = vec![false; rows.len()];
                 let mut leased = Vec::new();
                 let mut leased_keys = Vec::new();
-                let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
-                let mut waiting = tx.prepare_cached(
-                    "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
-                     AND customer_id = ?3 AND state = 'pending' LIMIT 1",
-                )?;
-                let mut candidates = candidates;
-                for (i, (mut row, key)) in rows.into_iter().zip(keys).enumerate() {
-                    let lease_it = match &key {
-                        Some((tenant, channel, customer)) => !waiting.exists(rusqlite::params![
-                            id(&tenant.0),
-                            channel.as_str(),
-                            customer
-                        ])?,
-                        None => false,
-                    };
-                    use rusqlite::types::Value;
-                    row.push(match (&lease, lease_it) {
-                        (Some(until), true) => Value::from(until.clone()),
-                        _ => Value::Null,
-                    });
-                    row.push(Value::from(i64::from(lease_it)));
-                    let inserted = insert.execute(rusqlite::params_from_iter(row))?;
-                    new += inserted;
-                    if lease_it
-                        && inserted == 1
-                        && let Some(key) = key
-                        && let Some(message) = candidates[i].take()
-                    {
+                {
+                    let mut stored = tx.prepare_cached(
+                        "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
+                         AND provider_message_id = ?3",
+                    )?;
+                    let mut waiting = tx.prepare_cached(
+                        "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
+                         AND customer_id = ?3 AND state = 'pending' LIMIT 1",
+                    )?;
+                    let mut candidates = candidates;
+                    for (i, key) in keys.into_iter().enumerate() {
+                        let Some((tenant, channel, customer)) = key else {
+                            continue;
+                        };
+                        let Some(message) = candidates[i].take() else {
+                            continue;
+                        };
+                        let tenant_id = id(&tenant.0);
+                        if repeats[i]
+                            || stored.exists(rusqlite::params![
+                                tenant_id,
+                                channel.as_str(),
+                                message.message.provider_message_id
+                            ])?
+                            || waiting.exists(rusqlite::params![
+                                tenant_id,
+                                channel.as_str(),
+                                customer
+                            ])?
+                        {
+                            continue;
+                        }
+                        leasing[i] = true;
                         leased.push(message);
-                        leased_keys.push(key);
+                        leased_keys.push((tenant, channel, customer));
                     }
+                }
+                // What the pipeline looks up next, while the writer is here anyway.
+                let conversations = conversations_of(tx, leased_keys)?;
+                let (turns, now, reply_lease) = match decide.filter(|_| !leased.is_empty()) {
+                    Some((decide, now, reply_lease)) => (
+                        decide_now(tx, decide, &leased, &conversations)?,
+                        now,
+                        reply_lease,
+                    ),
+                    None => (Vec::new(), Utc::now(), None),
+                };
+                // The turns' contacts and conversations first: a decided message's row
+                // names its conversation.
+                let turn_conversations = turn_conversations(tx, &turns)?;
+                let done: HashMap<Uuid, &TurnRecord> =
+                    turns.iter().map(|t| (t.inbound_id, t)).collect();
+                let at = ts(now);
+                let mut insert = tx.prepare_cached(INSERT_INBOUND)?;
+                let mut new = 0;
+                for (i, mut row) in rows.into_iter().enumerate() {
+                    use rusqlite::types::Value;
+                    let turn = leasing[i]
+                        .then(|| match &row[1] {
+                            Value::Blob(b) => Uuid::from_slice(b).ok(),
+                            _ => None,
+                        })
+                        .flatten()
+                        .and_then(|m| done.get(&m).copied());
+                    let (claimed_until, state, processed_at, conversation) = match turn {
+                        Some(t) => {
+                            if !t.keep_text {
+                                row[10] = Value::Null;
+                                row[14] = Value::from(REDACTED_RAW.to_string());
+                            }
+                            let conversation = turn_conversations
+                                .get(&(t.tenant_id, t.channel.as_str(), t.customer_id.as_str()))
+                                .map(|c| Value::Blob(id(c).to_vec()));
+                            (None, "done", Some(at.clone()), conversation)
+                        }
+                        None => (lease.clone().filter(|_| leasing[i]), "pending", None, None),
+                    };
+                    row.push(Value::from(claimed_until));
+                    row.push(Value::from(i64::from(leasing[i])));
+                    row.push(Value::from(state.to_string()));
+                    row.push(Value::from(processed_at));
+                    row.push(conversation.unwrap_or(Value::Null));
+                    let inserted = insert.execute(rusqlite::params_from_iter(row))?;
+                    // Cannot happen (found new above, in this same transaction); were
+                    // it to, the turn must not be written for a row that is not this.
+                    if leasing[i] && inserted != 1 {
+                        return Err(rusqlite::Error::StatementChangedRows(inserted));
+                    }
+                    new += inserted;
                 }
                 for s in &statuses {
                     apply_status(tx, s)?;
                 }
-                // What the pipeline looks up next, while the writer is here anyway.
-                let conversations = conversations_of(tx, leased_keys)?;
-                let Some((mut decide, now, reply_lease)) = decide.filter(|_| !leased.is_empty())
-                else {
-                    return Ok((new, leased, conversations, Vec::new(), Vec::new()));
-                };
-                // The turns that need nothing more, written here: their messages are
-                // done when this commits (the rows just written, so no page is written
-                // twice), and the pipeline never sees them. Deciding is in-memory work;
-                // should it panic, the webhook is still stored and its messages left to
-                // the pipeline (with any counters taken for them given back), rather
-                // than every webhook of the batch refused with it. (A savepoint would
-                // do the same but copies every page the turns touch to a sub-journal
-                // first: ~7 % of the CPU a message.)
-                let undecided = |what: &str| {
-                    tracing::error!(
-                        "deciding stored messages panicked in {what}; left to the pipeline"
-                    );
-                };
-                let Ok(chains) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    decide.prepare(&leased, &conversations)
-                })) else {
-                    undecided("prepare");
-                    return Ok((new, leased, conversations, Vec::new(), Vec::new()));
-                };
-                let asked: Vec<Vec<QuotaAsk>> = chains.iter().flatten().cloned().collect();
-                let reached = take_chains(tx, &asked)?;
-                let Ok(turns) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    decide.finish(reached.clone())
-                })) else {
-                    undecided("finish");
-                    give_back(tx, &asked, &reached)?;
-                    return Ok((new, leased, conversations, Vec::new(), Vec::new()));
-                };
-                let replies = match turns.is_empty() {
-                    true => Vec::new(),
-                    false => complete(tx, &turns, now, reply_lease)?,
-                };
-                // Done: the messages with a turn written (every prepared one has one; a
-                // message without would otherwise wait out its lease).
-                let done: std::collections::HashSet<Uuid> =
-                    turns.iter().map(|t| t.inbound_id).collect();
-                leased.retain(|m| !done.contains(&m.id));
+                let replies =
+                    write_turns(tx, &turns, &turn_conversations, now, reply_lease, false)?;
+                drop(insert);
+                // Left to the pipeline: the leased messages without a turn (every
+                // prepared one has one; a message without would otherwise wait out
+                // its lease).
+                let mut leased = leased;
+                leased.retain(|m| !done.contains_key(&m.id));
+                drop(done);
+                drop(turn_conversations);
                 Ok((new, leased, conversations, turns, replies))
             })
             .await?;
@@ -733,12 +769,18 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// ?18 to ?22: the lease, attempts, state, and, for a row inserted done (decided in
+/// the transaction that stores it), when it was processed and its conversation.
 const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
-    received_at, claimed_until, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-    ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
-    ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
+    received_at, claimed_until, attempts, state, processed_at, conversation_id) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+    ?19, ?20, ?21, ?22) ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
+
+/// What a message's `raw` becomes when its tenant does not keep message text (the
+/// same text as the `UPDATE` that marks a message done writes).
+const REDACTED_RAW: &str = r#"{"redacted":true}"#;
 
 fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {
     let st = &s.status;
@@ -813,15 +855,57 @@ fn complete(
     now: DateTime<Utc>,
     lease_until: Option<DateTime<Utc>>,
 ) -> rusqlite::Result<Vec<ClaimedOutbound>> {
-    let at = ts(now);
-    let lease = lease_until.map(ts);
-    let mut leased = Vec::new();
-    // One contact and conversation upsert per customer in the batch (the first turn's
-    // times, as the sqlx version does).
-    // Each statement is prepared once per batch and run for every row, one table after
-    // another (cheaper than looking each up per row, and kinder to SQLite's cache).
-    let mut conversations: HashMap<(TenantId, &'static str, &str), Uuid> =
-        HashMap::with_capacity(turns.len());
+    let conversations = turn_conversations(tx, turns)?;
+    write_turns(tx, turns, &conversations, now, lease_until, true)
+}
+
+/// The conversation of each customer of `turns`, by key.
+type TurnConversations<'a> = HashMap<(TenantId, &'static str, &'a str), Uuid>;
+
+/// Decides the leased messages `decide` can, taking their rate counters, and returns
+/// their turns. Deciding is in-memory work; should it panic, the webhook is still
+/// stored and its messages left to the pipeline (no turns, and any counters taken for
+/// them given back), rather than every webhook of the batch refused with it. (A
+/// savepoint would do the same but copies every page the turns touch to a sub-journal
+/// first: ~7 % of the CPU a message.)
+fn decide_now(
+    tx: &Transaction<'_>,
+    mut decide: Box<dyn DecideNow>,
+    leased: &[ClaimedInbound],
+    conversations: &[(ConversationKey, ConversationState)],
+) -> rusqlite::Result<Vec<TurnRecord>> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let undecided = |what: &str| {
+        tracing::error!("deciding stored messages panicked in {what}; left to the pipeline");
+    };
+    let Ok(chains) = catch_unwind(AssertUnwindSafe(|| decide.prepare(leased, conversations)))
+    else {
+        undecided("prepare");
+        return Ok(Vec::new());
+    };
+    let asked: Vec<Vec<QuotaAsk>> = chains.into_iter().flatten().collect();
+    let reached = take_chains(tx, &asked)?;
+    match catch_unwind(AssertUnwindSafe(|| decide.finish(reached.clone()))) {
+        Ok(turns) => Ok(turns),
+        Err(_) => {
+            undecided("finish");
+            give_back(tx, &asked, &reached)?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Upserts the contact and the conversation of each customer of `turns` (once per
+/// customer, with the first turn's times, as the sqlx version does) and returns the
+/// conversations' ids.
+fn turn_conversations<'a>(
+    tx: &Transaction<'_>,
+    turns: &'a [TurnRecord],
+) -> rusqlite::Result<TurnConversations<'a>> {
+    let mut conversations: TurnConversations<'a> = HashMap::with_capacity(turns.len());
+    if turns.is_empty() {
+        return Ok(conversations);
+    }
     let mut contact = tx.prepare_cached(
         "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
              first_seen_at, last_inbound_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
@@ -903,6 +987,27 @@ fn complete(
         };
         conversations.insert(key, conv);
     }
+    Ok(conversations)
+}
+
+/// Writes the turns' decisions, replies (leasing, with `lease_until`, the replies
+/// `complete_inbound_leasing` describes, and returning them), extras and usage, in
+/// `conversations` (`turn_conversations`); with `mark_done`, marks their messages done
+/// (not needed for rows inserted done).
+fn write_turns(
+    tx: &Transaction<'_>,
+    turns: &[TurnRecord],
+    conversations: &TurnConversations<'_>,
+    now: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
+    mark_done: bool,
+) -> rusqlite::Result<Vec<ClaimedOutbound>> {
+    if turns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = ts(now);
+    let lease = lease_until.map(ts);
+    let mut leased = Vec::new();
     let conv = |t: &TurnRecord| {
         conversations
             .get(&(t.tenant_id, t.channel.as_str(), t.customer_id.as_str()))
@@ -994,7 +1099,7 @@ fn complete(
          raw = CASE WHEN ?5 THEN raw ELSE '{\"redacted\":true}' END \
          WHERE tenant_id = ?1 AND id = ?2",
     )?;
-    for t in turns {
+    for t in turns.iter().filter(|_| mark_done) {
         done.execute(rusqlite::params![
             id(&t.tenant_id.0),
             id(&t.inbound_id),
