@@ -61,6 +61,8 @@ struct Job {
     /// The tenant whose webhook this is, for deciding its messages at once.
     tenant: Option<Arc<TenantContext>>,
     done: oneshot::Sender<Result<(), ()>>,
+    /// When the request handed it over: a batch lingers from its first job's arrival.
+    at: tokio::time::Instant,
 }
 
 /// The webhook side of the batcher. Cheap to clone.
@@ -120,6 +122,7 @@ impl Ingest {
             statuses,
             tenant,
             done,
+            at: tokio::time::Instant::now(),
         };
         self.tx.send(job).await.map_err(|_| NotStored)?;
         answer.await.map_err(|_| NotStored)?.map_err(|_| NotStored)
@@ -143,8 +146,11 @@ async fn run(
             return;
         };
         let Some(first) = rx.recv().await else { return };
+        // Counted from the first job's arrival, not from now: while the writer was
+        // busy with the last batch, this one was gathering already (on a busy writer
+        // the wait is over before it starts, and the writer never idles for it).
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep_until(first.at + wait).await;
         }
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS {
