@@ -55,6 +55,9 @@ pub struct DecideHere {
 /// Most webhook requests folded into one transaction.
 const MAX_JOBS: usize = 256;
 
+/// How often a lingering batcher looks whether a full batch is waiting.
+const LINGER_CHECK: Duration = Duration::from_millis(1);
+
 struct Job {
     messages: Vec<InboundRecord>,
     statuses: Vec<StatusRecord>,
@@ -148,9 +151,18 @@ async fn run(
         let Some(first) = rx.recv().await else { return };
         // Counted from the first job's arrival, not from now: while the writer was
         // busy with the last batch, this one was gathering already (on a busy writer
-        // the wait is over before it starts, and the writer never idles for it).
+        // the wait is over before it starts, and the writer never idles for it). Cut
+        // short once a full batch is waiting: more company cannot join it, and every
+        // request in it would only wait longer for its 200.
         if !wait.is_zero() {
-            tokio::time::sleep_until(first.at + wait).await;
+            let deadline = first.at + wait;
+            while rx.len() + 1 < MAX_JOBS {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(deadline.min(now + LINGER_CHECK)).await;
+            }
         }
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS {

@@ -324,16 +324,19 @@ async fn work_loop<F, Fut>(
 
 /// How often the queue tables are vacuumed on PostgreSQL.
 pub const QUEUE_UPKEEP_INTERVAL: Duration = Duration::from_secs(10);
-/// How often SQLite's write-ahead log is checkpointed beside the writer.
-pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often SQLite's write-ahead log is checkpointed beside the writer. Often enough
+/// that the writer's own automatic checkpoint (copying and syncing in the middle of the
+/// message loop) seldom comes due: at 14,000 messages a second the log grows by some
+/// 100,000 pages a second (README, Benchmark, run 33).
+pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Keeps claims fast on PostgreSQL: every processed message leaves dead index entries
 /// in the queue tables, and claims walk them until a vacuum removes them; the same pass
 /// keeps the hot tables' statistics fresh, which their cached plans rely on. The first
 /// passes come after 1, 2, 4 and 8 seconds: a young database's statistics describe
 /// empty tables, and plans made on them scan whole tables once they have filled. On
-/// SQLite, copies the write-ahead log back from another connection every second, so the
-/// writer never has to.
+/// SQLite, copies the write-ahead log back from another connection every
+/// `WAL_CHECKPOINT_INTERVAL`, so the writer seldom has to.
 async fn queue_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
     let every = match state.store.backend() {
         crate::store::Backend::Postgres => QUEUE_UPKEEP_INTERVAL,
