@@ -408,14 +408,11 @@ impl HotWriter {
                 }
                 let replies =
                     write_turns(tx, &turns, &turn_conversations, now, reply_lease, false)?;
-                drop(insert);
                 // Left to the pipeline: the leased messages without a turn (every
                 // prepared one has one; a message without would otherwise wait out
                 // its lease).
-                let mut leased = leased;
                 leased.retain(|m| !done.contains_key(&m.id));
-                drop(done);
-                drop(turn_conversations);
+                drop((insert, done, turn_conversations));
                 Ok((new, leased, conversations, turns, replies))
             })
             .await?;
