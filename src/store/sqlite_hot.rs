@@ -41,6 +41,15 @@ use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
 use crate::domain::{Channel, TenantId};
 
+/// What a message's `raw` becomes when its tenant does not keep message text: in the
+/// row inserted done and in the `UPDATE` that marks a message done (a literal, so that
+/// the statement's text can include it).
+macro_rules! redacted_raw {
+    () => {
+        r#"{"redacted":true}"#
+    };
+}
+
 /// What decides new messages in the storing transaction, the time it decides at, and
 /// until when it leases their replies (none: left to the sender's claim).
 pub type Deciding = (Box<dyn DecideNow>, DateTime<Utc>, Option<DateTime<Utc>>);
@@ -310,7 +319,8 @@ impl HotWriter {
                 // pending. Found before any row is written, so that a message decided
                 // here is inserted already done (one write of its row and its index
                 // entries, not an insert and then an update).
-                let mut leasing = vec![false; rows.len()];
+                // The id of each message leased, by index.
+                let mut leasing: Vec<Option<Uuid>> = vec![None; rows.len()];
                 let mut leased = Vec::new();
                 let mut leased_keys = Vec::new();
                 {
@@ -322,12 +332,8 @@ impl HotWriter {
                         "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
                          AND customer_id = ?3 AND state = 'pending' LIMIT 1",
                     )?;
-                    let mut candidates = candidates;
-                    for (i, key) in keys.into_iter().enumerate() {
-                        let Some((tenant, channel, customer)) = key else {
-                            continue;
-                        };
-                        let Some(message) = candidates[i].take() else {
+                    for (i, candidate) in keys.into_iter().zip(candidates).enumerate() {
+                        let (Some((tenant, channel, customer)), Some(message)) = candidate else {
                             continue;
                         };
                         let tenant_id = id(&tenant.0);
@@ -345,7 +351,7 @@ impl HotWriter {
                         {
                             continue;
                         }
-                        leasing[i] = true;
+                        leasing[i] = Some(message.id);
                         leased.push(message);
                         leased_keys.push((tenant, channel, customer));
                     }
@@ -370,35 +376,30 @@ impl HotWriter {
                 let mut new = 0;
                 for (i, mut row) in rows.into_iter().enumerate() {
                     use rusqlite::types::Value;
-                    let turn = leasing[i]
-                        .then(|| match &row[1] {
-                            Value::Blob(b) => Uuid::from_slice(b).ok(),
-                            _ => None,
-                        })
-                        .flatten()
-                        .and_then(|m| done.get(&m).copied());
+                    let lease_it = leasing[i].is_some();
+                    let turn = leasing[i].and_then(|m| done.get(&m).copied());
                     let (claimed_until, state, processed_at, conversation) = match turn {
                         Some(t) => {
                             if !t.keep_text {
                                 row[10] = Value::Null;
-                                row[14] = Value::from(REDACTED_RAW.to_string());
+                                row[14] = Value::from(redacted_raw!().to_string());
                             }
                             let conversation = turn_conversations
                                 .get(&(t.tenant_id, t.channel.as_str(), t.customer_id.as_str()))
                                 .map(|c| Value::Blob(id(c).to_vec()));
                             (None, "done", Some(at.clone()), conversation)
                         }
-                        None => (lease.clone().filter(|_| leasing[i]), "pending", None, None),
+                        None => (lease.clone().filter(|_| lease_it), "pending", None, None),
                     };
                     row.push(Value::from(claimed_until));
-                    row.push(Value::from(i64::from(leasing[i])));
+                    row.push(Value::from(i64::from(lease_it)));
                     row.push(Value::from(state.to_string()));
                     row.push(Value::from(processed_at));
                     row.push(conversation.unwrap_or(Value::Null));
                     let inserted = insert.execute(rusqlite::params_from_iter(row))?;
                     // Cannot happen (found new above, in this same transaction); were
                     // it to, the turn must not be written for a row that is not this.
-                    if leasing[i] && inserted != 1 {
+                    if lease_it && inserted != 1 {
                         return Err(rusqlite::Error::StatementChangedRows(inserted));
                     }
                     new += inserted;
@@ -775,10 +776,6 @@ const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, chann
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
     ?19, ?20, ?21, ?22) ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
 
-/// What a message's `raw` becomes when its tenant does not keep message text (the
-/// same text as the `UPDATE` that marks a message done writes).
-const REDACTED_RAW: &str = r#"{"redacted":true}"#;
-
 fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {
     let st = &s.status;
     let code = st.errors.first().map(|e| e.code);
@@ -1090,20 +1087,23 @@ fn write_turns(
         }
         turn_extras(tx, t, conversation, &at)?;
     }
-    let mut done = tx.prepare_cached(
-        "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
-         conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
-         raw = CASE WHEN ?5 THEN raw ELSE '{\"redacted\":true}' END \
-         WHERE tenant_id = ?1 AND id = ?2",
-    )?;
-    for t in turns.iter().filter(|_| mark_done) {
-        done.execute(rusqlite::params![
-            id(&t.tenant_id.0),
-            id(&t.inbound_id),
-            at,
-            id_opt(&conv(t)),
-            t.keep_text,
-        ])?;
+    if mark_done {
+        let mut done = tx.prepare_cached(concat!(
+            "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
+             conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
+             raw = CASE WHEN ?5 THEN raw ELSE '",
+            redacted_raw!(),
+            "' END WHERE tenant_id = ?1 AND id = ?2"
+        ))?;
+        for t in turns {
+            done.execute(rusqlite::params![
+                id(&t.tenant_id.0),
+                id(&t.inbound_id),
+                at,
+                id_opt(&conv(t)),
+                t.keep_text,
+            ])?;
+        }
     }
     let usage = usage_per_tenant(turns);
     let day = now.date_naive().format("%F").to_string();
