@@ -1339,30 +1339,24 @@ async fn a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease(db: Db
         .await
         .unwrap();
     assert_eq!(new, 2);
-    match w.db.kind {
-        Db::Sqlite => {
-            assert_eq!(ids(&leased.messages), ["wamid.IN.fresh"]);
-            assert_eq!(leased.messages[0].attempts, 1);
-            assert_eq!(
-                leased.messages[0].message.text.as_deref(),
-                Some("Do you deliver?")
-            );
-            // A new customer: no conversation yet, and the store says so.
-            assert_eq!(leased.conversations.as_deref().map(<[_]>::len), Some(0));
-            // The claim takes the waiting customer's oldest message, not the leased one.
-            let claimed = store.claim_inbound(10, now, lease).await.unwrap();
-            assert_eq!(ids(&claimed), ["wamid.IN.earlier"]);
-            // Once the leases have run out, the leased message is claimed like any.
-            let later = lease + chrono::Duration::seconds(1);
-            let again = store
-                .claim_inbound(10, later, later + chrono::Duration::seconds(60))
-                .await
-                .unwrap();
-            assert_eq!(ids(&again), ["wamid.IN.earlier", "wamid.IN.fresh"]);
-        }
-        // PostgreSQL leaves every message to the pipeline's claim.
-        Db::Postgres => assert!(leased.messages.is_empty()),
-    }
+    assert_eq!(ids(&leased.messages), ["wamid.IN.fresh"]);
+    assert_eq!(leased.messages[0].attempts, 1);
+    assert_eq!(
+        leased.messages[0].message.text.as_deref(),
+        Some("Do you deliver?")
+    );
+    // A new customer: no conversation yet, and the store says so.
+    assert_eq!(leased.conversations.as_deref().map(<[_]>::len), Some(0));
+    // The claim takes the waiting customer's oldest message, not the leased one.
+    let claimed = store.claim_inbound(10, now, lease).await.unwrap();
+    assert_eq!(ids(&claimed), ["wamid.IN.earlier"]);
+    // Once the leases have run out, the leased message is claimed like any.
+    let later = lease + chrono::Duration::seconds(1);
+    let again = store
+        .claim_inbound(10, later, later + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), ["wamid.IN.earlier", "wamid.IN.fresh"]);
     // The same message again (a provider retry): nothing new, nothing leased.
     let (new, leased) = store
         .store_webhook_leasing(&[record("15551239999", "wamid.IN.fresh")], &[], lease)
@@ -1496,65 +1490,57 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
         .unwrap();
     assert_eq!(new, 3);
     let count = |sql: &'static str| w.db.count(sql);
-    match w.db.kind {
-        Db::Sqlite => {
-            // The plain question: decided, its reply queued and leased to send at once.
-            assert_eq!(stored.decided.len(), 1);
-            assert_eq!(stored.decided[0].inbound_id, batch[0].id);
-            assert_eq!(stored.replies.len(), 1);
-            assert_eq!(stored.replies[0].body, "Yes (acme)");
-            assert_eq!(stored.replies[0].recipient, "15551239999");
-            // Stored done, in its conversation, as the pipeline would have left it.
-            assert_eq!(
-                count(
-                    "SELECT COUNT(*) FROM inbound_messages m JOIN conversations c \
-                       ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id \
-                       AND c.customer_id = m.customer_id \
-                       WHERE m.provider_message_id = 'wamid.IN.plain' AND m.state = 'done' \
-                       AND m.processed_at IS NOT NULL AND m.claimed_until IS NULL \
-                       AND m.body = 'Do you deliver?'"
-                )
-                .await,
-                1
-            );
-            assert_eq!(
-                count("SELECT COUNT(*) FROM inbound_messages WHERE customer_id = '15551237777'")
-                    .await,
-                0
-            );
-            assert_eq!(
-                count("SELECT COUNT(*) FROM decisions WHERE reason = 'faq_match'").await,
-                1
-            );
-            assert_eq!(
-                count("SELECT COUNT(*) FROM outbound_messages WHERE body = 'Yes (acme)' AND state = 'pending'").await,
-                1
-            );
-            // The escalation goes to the pipeline (telling the staff reads the store);
-            // the waiting customer's message stays behind the one before it.
-            let left: Vec<&str> = stored
-                .messages
-                .iter()
-                .map(|m| m.message.provider_message_id.as_str())
-                .collect();
-            assert_eq!(left, ["wamid.IN.refund"]);
-            assert_eq!(
-                count("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'").await,
-                3
-            );
-            // The hourly allowance counted the one reply.
-            assert_eq!(
-                count("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM rate_counters").await,
-                1
-            );
-        }
-        // PostgreSQL leaves every message to the pipeline's claim.
-        Db::Postgres => {
-            assert!(stored.decided.is_empty() && stored.replies.is_empty());
-            assert!(stored.messages.is_empty());
-            assert_eq!(count("SELECT COUNT(*) FROM decisions").await, 0);
-        }
-    }
+    // The plain question: decided, its reply queued and leased to send at once.
+    assert_eq!(stored.decided.len(), 1);
+    assert_eq!(stored.decided[0].inbound_id, batch[0].id);
+    assert_eq!(stored.replies.len(), 1);
+    assert_eq!(stored.replies[0].body, "Yes (acme)");
+    assert_eq!(stored.replies[0].recipient, "15551239999");
+    // Stored done, in its conversation, as the pipeline would have left it.
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM inbound_messages m JOIN conversations c \
+               ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id \
+               AND c.customer_id = m.customer_id \
+               WHERE m.provider_message_id = 'wamid.IN.plain' AND m.state = 'done' \
+               AND m.processed_at IS NOT NULL AND m.claimed_until IS NULL \
+               AND m.body = 'Do you deliver?'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM inbound_messages WHERE customer_id = '15551237777'").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM decisions WHERE reason = 'faq_match'").await,
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM outbound_messages WHERE body = 'Yes (acme)' AND state = 'pending'"
+        )
+        .await,
+        1
+    );
+    // The escalation goes to the pipeline (telling the staff reads the store);
+    // the waiting customer's message stays behind the one before it.
+    let left: Vec<&str> = stored
+        .messages
+        .iter()
+        .map(|m| m.message.provider_message_id.as_str())
+        .collect();
+    assert_eq!(left, ["wamid.IN.refund"]);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'").await,
+        3
+    );
+    // The hourly allowance counted the one reply.
+    assert_eq!(
+        count("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM rate_counters").await,
+        1
+    );
     // Meta delivers the same webhook again: nothing new, nothing decided, one reply.
     let (new, again) = store
         .store_webhook_deciding(&batch[..1], &[], lease, decide(), now, Some(lease))
@@ -1563,7 +1549,96 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
     assert_eq!((new, again.decided.len(), again.replies.len()), (0, 0, 0));
     assert_eq!(
         count("SELECT COUNT(*) FROM outbound_messages WHERE body = 'Yes (acme)'").await,
-        i64::from(w.db.kind == Db::Sqlite)
+        1
+    );
+    first.stop().await;
+}
+
+/// Two webhooks of one customer stored at the same moment (PostgreSQL stores them in
+/// transactions side by side) are handled one after the other, the second seeing what
+/// the first left: two plain questions are both decided as they are stored, but only
+/// the first reply is leased to go at once (the second goes after it); two messages the
+/// pipeline must decide (an escalation) are not both leased to it (the second waits
+/// behind the first). Twenty customers of each at once, so that a race would show.
+async fn two_messages_of_one_customer_stored_at_once_are_handled_one_after_the_other(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let tenant = w.tenant("acme").await.id;
+    let (first, _cfg) =
+        stored_but_not_processed(&w, "wamid.IN.earlier", Duration::from_secs(60)).await;
+    let store = first.state.store.clone();
+    let ctx = first.state.cache.get(tenant).await.unwrap().unwrap();
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let stores = (0..80).map(|n| {
+        let (store, ctx) = (store.clone(), ctx.clone());
+        // Customers 1555124xxxx ask a plain question, 1555125xxxx want a refund.
+        let (prefix, text) = if n < 40 {
+            ("1555124", "Do you deliver?")
+        } else {
+            ("1555125", "I want a refund for my bike")
+        };
+        let record = inbound_record(
+            tenant,
+            &format!("{prefix}{:04}", n / 2),
+            &format!("wamid.IN.race{n}"),
+            text,
+        );
+        async move {
+            let decide = parley::workers::pipeline::DecideStored::new([ctx], now, false);
+            store
+                .store_webhook_deciding(&[record], &[], lease, Box::new(decide), now, Some(lease))
+                .await
+                .unwrap()
+        }
+    });
+    let stored = futures_util::future::join_all(stores).await;
+    assert!(stored.iter().all(|(new, _)| *new == 1));
+    let customers = |of: &dyn Fn(&parley::store::messages::StoredLeased) -> Vec<String>| {
+        let mut all: Vec<String> = stored.iter().flat_map(|(_, s)| of(s)).collect();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        (n, all.len())
+    };
+    // Plain questions: all 40 decided; one reply a customer leased.
+    let decided = customers(&|s| s.decided.iter().map(|t| t.customer_id.clone()).collect());
+    let replies = customers(&|s| s.replies.iter().map(|r| r.recipient.clone()).collect());
+    assert_eq!((decided, replies), ((40, 20), (20, 20)));
+    // Escalations: one message a customer leased to the pipeline, the other waiting.
+    let leased = customers(&|s| {
+        s.messages
+            .iter()
+            .map(|m| m.message.customer_id.clone())
+            .collect()
+    });
+    assert_eq!(leased, (20, 20), "one message leased per customer");
+    let count = |sql: &'static str| w.db.count(sql);
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM inbound_messages \
+             WHERE customer_id LIKE '1555124%' AND state = 'done'"
+        )
+        .await,
+        40
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM inbound_messages WHERE customer_id LIKE '1555125%' \
+             AND state = 'pending' AND claimed_until IS NULL"
+        )
+        .await,
+        20
+    );
+    // The second reply of each customer waits, unleased, for the first to go.
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM outbound_messages WHERE customer_id LIKE '1555124%' \
+             AND state = 'pending' AND claimed_until IS NULL"
+        )
+        .await,
+        20
     );
     first.stop().await;
 }
@@ -1633,15 +1708,13 @@ async fn a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webh
             .await,
         0
     );
-    if w.db.kind == Db::Sqlite {
-        // Leased as stored, for the pipeline to decide.
-        assert_eq!(stored.messages.len(), 1);
-        assert_eq!(
-            w.db.count("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'")
-                .await,
-            1
-        );
-    }
+    // Leased as stored, for the pipeline to decide.
+    assert_eq!(stored.messages.len(), 1);
+    assert_eq!(
+        w.db.count("SELECT COUNT(*) FROM inbound_messages WHERE state = 'pending'")
+            .await,
+        1
+    );
 }
 
 on_both_backends!(
@@ -1675,6 +1748,7 @@ on_both_backends!(
     a_message_leased_as_it_is_stored_is_claimed_only_after_its_lease,
     a_plain_faq_question_is_answered_in_the_transaction_that_stores_it,
     a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webhook,
+    two_messages_of_one_customer_stored_at_once_are_handled_one_after_the_other,
     a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the_claim,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
 );

@@ -239,6 +239,29 @@ pub trait DecideNow: Send {
     fn finish(self: Box<Self>, reached: Vec<Option<usize>>) -> Vec<TurnRecord>;
 }
 
+/// What decides new messages in the storing transaction, the time it decides at, and
+/// until when it leases their replies (none: left to the sender's claim).
+pub type Deciding = (Box<dyn DecideNow>, DateTime<Utc>, Option<DateTime<Utc>>);
+
+impl ClaimedInbound {
+    /// A new message leased in the transaction that stores it, as a claim would read it
+    /// back (see `raw_worth_keeping`): handed out, and decided, as it is.
+    pub(super) fn leased_from(r: &InboundRecord) -> Self {
+        let mut message = r.message.clone();
+        if !raw_worth_keeping(&message) {
+            message.raw = serde_json::Value::Null;
+        }
+        ClaimedInbound {
+            tenant_id: r.tenant_id,
+            id: r.id,
+            channel: r.channel,
+            message,
+            received_at: r.received_at,
+            attempts: 1,
+        }
+    }
+}
+
 impl ClaimedOutbound {
     /// A reply of `turn` as its first claim would return it: for the stores that lease
     /// it in the transaction that queues it (`MessageStore::complete_inbound_leasing`).
@@ -709,6 +732,12 @@ macro_rules! impl_message_store {
                 if let Some(hot) = self.hot_writer() {
                     return hot.store_webhook(messages, statuses, Some(lease_until), None).await;
                 }
+                if let Some(done) = self
+                    .store_webhook_deciding_arrays(messages, statuses, lease_until, None)
+                    .await
+                {
+                    return done;
+                }
                 Ok((self.store_webhook(messages, statuses).await?, Default::default()))
             }
 
@@ -725,6 +754,12 @@ macro_rules! impl_message_store {
                     return hot
                         .store_webhook(messages, statuses, Some(lease_until), Some((decide, now, reply_lease)))
                         .await;
+                }
+                if let Some(done) = self
+                    .store_webhook_deciding_arrays(messages, statuses, lease_until, Some((decide, now, reply_lease)))
+                    .await
+                {
+                    return done;
                 }
                 Ok((self.store_webhook(messages, statuses).await?, Default::default()))
             }

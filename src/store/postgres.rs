@@ -160,40 +160,12 @@ impl PgStore {
         self.scoped.close().await;
     }
 
-    /// The pipeline's conversation lookup as one prepared statement over three arrays.
-    /// A row-value `IN` list has a different text for every batch size, so PostgreSQL
-    /// planned it afresh each time (~3.5 ms for 150 keys, the planner's most expensive
-    /// statement under load); this one is planned once. One probe of the unique key per
-    /// wanted conversation (`LATERAL`): as a plain join, the plan cached for the
-    /// statement hashed the keys and scanned every conversation whenever the table's
-    /// statistics were stale (~10 ms a lookup at 10,000 conversations, the server's
-    /// costliest statement at 2400 msg/s).
+    /// The pipeline's conversation lookup (`arrays::find_conversations`).
     async fn find_conversations_fast(
         &self,
         keys: &[(TenantId, Channel, String)],
     ) -> Option<StoreResult<Vec<((TenantId, Channel, String), ConversationState)>>> {
-        let tenants: Vec<uuid::Uuid> = keys.iter().map(|k| k.0.0).collect();
-        let channels: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-        let customers: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
-        let sql = format!(
-            "SELECT c.tenant_id, c.channel, c.customer_id, {} \
-             FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k (tenant_id, channel, customer_id) \
-             CROSS JOIN LATERAL (SELECT * FROM conversations x WHERE x.tenant_id = k.tenant_id \
-             AND x.channel = k.channel AND x.customer_id = k.customer_id) AS c",
-            super::conversations::CONVERSATION_COLS
-        );
-        let found = async {
-            let rows: Vec<super::rows::ConversationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(tenants)
-                .bind(channels)
-                .bind(customers)
-                .fetch_all(self.read_pool())
-                .await?;
-            rows.into_iter()
-                .map(super::rows::ConversationRow::into_keyed_state)
-                .collect()
-        };
-        Some(found.await)
+        Some(arrays::find_conversations(self.read_pool(), keys).await)
     }
 
     /// PostgreSQL takes every write through sqlx (its connections have no such hop).

@@ -138,6 +138,17 @@ impl SqliteStore {
         None
     }
 
+    /// The SQLite store leases and decides on its hot writer (`HotWriter::store_webhook`).
+    async fn store_webhook_deciding_arrays(
+        &self,
+        _messages: &[InboundRecord],
+        _statuses: &[super::messages::StatusRecord],
+        _lease_until: DateTime<Utc>,
+        _decide: Option<super::messages::Deciding>,
+    ) -> Option<StoreResult<(usize, super::messages::StoredLeased)>> {
+        None
+    }
+
     async fn take_quotas_arrays(
         &self,
         _chains: &[Vec<super::messages::QuotaAsk>],

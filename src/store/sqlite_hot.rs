@@ -32,10 +32,10 @@ use uuid::Uuid;
 
 use super::conversations::{CONVERSATION_COLS, ConversationState};
 use super::messages::{
-    ClaimedInbound, ClaimedOutbound, ConversationKey, DecideNow, Handoff, InboundRecord, QuotaAsk,
-    RANK_SQL, SendOutcome, SendResult, StatusRecord, StoredLeased, TAKE_QUOTA_SQL_NO_RETURNING,
-    TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank, first_refused,
-    raw_worth_keeping, sent_per_tenant, usage_per_tenant,
+    ClaimedInbound, ClaimedOutbound, ConversationKey, DecideNow, Deciding, Handoff, InboundRecord,
+    QuotaAsk, RANK_SQL, SendOutcome, SendResult, StatusRecord, StoredLeased,
+    TAKE_QUOTA_SQL_NO_RETURNING, TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank,
+    first_refused, raw_worth_keeping, sent_per_tenant, usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
@@ -49,10 +49,6 @@ macro_rules! redacted_raw {
         r#"{"redacted":true}"#
     };
 }
-
-/// What decides new messages in the storing transaction, the time it decides at, and
-/// until when it leases their replies (none: left to the sender's claim).
-pub type Deciding = (Box<dyn DecideNow>, DateTime<Utc>, Option<DateTime<Utc>>);
 
 /// Work for the writer thread: runs with its connection (`None` once closed).
 type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
@@ -295,22 +291,7 @@ impl HotWriter {
         let candidates: Vec<Option<ClaimedInbound>> = messages
             .iter()
             .zip(&keys)
-            .map(|(r, key)| {
-                key.as_ref().map(|_| {
-                    let mut message = r.message.clone();
-                    if !raw_worth_keeping(&message) {
-                        message.raw = serde_json::Value::Null;
-                    }
-                    ClaimedInbound {
-                        tenant_id: r.tenant_id,
-                        id: r.id,
-                        channel: r.channel,
-                        message,
-                        received_at: r.received_at,
-                        attempts: 1,
-                    }
-                })
-            })
+            .map(|(r, key)| key.as_ref().map(|_| ClaimedInbound::leased_from(r)))
             .collect();
         let (new, leased, conversations, decided, replies) = self
             .write("store_webhook", move |tx| {
