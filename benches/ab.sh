@@ -7,11 +7,13 @@
 #
 #   benches/ab.sh 5000 20 2 'old=/tmp/parley-old' 'new=target/release/parley'
 #   benches/ab.sh 5000 20 1 'linger5=PARLEY_BATCH_LINGER_MS=5 target/release/parley'
+#   benches/ab.sh 2000 20 2 'pg=benches/pg-wrap.sh target/release/parley'   # PostgreSQL
 #
 # Each round runs every build once, the order rotated by one each round, through run.sh (SQLite, 20
 # tenants, the number on the 1000 msg/s tier, benches/fast-number.sh). A line: label,
 # pass, delivered fraction, duplicates, wrong token/body, parley's CPU in % of one core,
-# CPU µs a delivered message, e2e p50/p99 ms. Full JSON lines go to $AB_OUT
+# CPU µs a delivered message, the CPU of everything outside the harness (on PostgreSQL
+# mostly its server) in % of one core, e2e p50/p99 ms. Full JSON lines go to $AB_OUT
 # (default /tmp/ab.jsonl).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,7 +47,7 @@ sut = cpu.get("sut", next((v for k, v in cpu.items() if k not in ("mock", "loadg
 e = s["e2e_ms"]
 print(f"{label:12} pass={s['pass']!s:5} deliv={s['delivered_frac']:.4f} dup={s['duplicates']} "
       f"wrong={s['wrong_token']}/{s['wrong_body']} cpu={sut:6.1f}% us/msg={s['sut_cpu_us_per_msg']} "
-      f"e2e={e['p50']}/{e['p99']} ms")
+      f"outside={cpu.get('outside_bench', 0):5.1f}% e2e={e['p50']}/{e['p99']} ms")
 PY
   done
 done

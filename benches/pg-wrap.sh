@@ -10,5 +10,7 @@ name="parley_bench_$(printf %s "${DATABASE_URL:?}" | sha1sum | cut -c1-12)"
 if ! psql "$PG/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
     psql "$PG/postgres" -qc "CREATE DATABASE $name" 2>/dev/null || true
 fi
-export DATABASE_URL="$PG/$name"
+# PARLEY_BENCH_PG_QUERY: connection parameters to try, e.g.
+#   options=-c%20plan_cache_mode%3Dforce_generic_plan
+export DATABASE_URL="$PG/$name${PARLEY_BENCH_PG_QUERY:+?$PARLEY_BENCH_PG_QUERY}"
 exec "$@"

@@ -465,9 +465,9 @@ pub trait MessageStore: Send + Sync {
     async fn mark_token_expired(&self, tenant: TenantId, channel: Channel) -> StoreResult<()>;
 
     /// Periodic upkeep of the queue tables (PostgreSQL: vacuum them, so claims do not
-    /// walk dead rows when autovacuum is off or behind; SQLite: checkpoint the
-    /// write-ahead log beside the writer).
-    async fn maintain_queues(&self) -> StoreResult<()>;
+    /// walk dead rows when autovacuum is off or behind, and with `analyze` refresh
+    /// their statistics; SQLite: checkpoint the write-ahead log beside the writer).
+    async fn maintain_queues(&self, analyze: bool) -> StoreResult<()>;
 
     /// How many inbound messages wait to be processed, and outbound to be sent.
     async fn queue_depths(&self) -> StoreResult<(i64, i64)>;
@@ -1093,8 +1093,8 @@ macro_rules! impl_message_store {
                 Ok(())
             }
 
-            async fn maintain_queues(&self) -> StoreResult<()> {
-                Self::maintain(self.maintenance_pool()).await
+            async fn maintain_queues(&self, analyze: bool) -> StoreResult<()> {
+                Self::maintain(self.maintenance_pool(), analyze).await
             }
 
             async fn queue_depths(&self) -> StoreResult<(i64, i64)> {

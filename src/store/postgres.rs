@@ -74,10 +74,11 @@ impl PgStore {
     }
 
     /// Vacuums the queue tables and the contacts and conversations they add to, and
-    /// refreshes their statistics, on one instance at a time (advisory lock). Without
-    /// fresh statistics (a server with autovacuum off, or a young database), the plans
-    /// cached for the hot statements assume tiny tables and scan them whole.
-    async fn maintain(pool: &PgPool) -> StoreResult<()> {
+    /// with `analyze` refreshes their statistics, on one instance at a time (advisory
+    /// lock). Without fresh statistics (a server with autovacuum off, or a young
+    /// database), the plans cached for the hot statements assume tiny tables and scan
+    /// them whole.
+    async fn maintain(pool: &PgPool, analyze: bool) -> StoreResult<()> {
         const LOCK: i64 = 0x7061_726c_6579_0001; // "parley" + job 1
         let mut conn = pool.acquire().await?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -87,9 +88,11 @@ impl PgStore {
         if !got {
             return Ok(());
         }
-        let result = sqlx::query(
-            "VACUUM (ANALYZE) inbound_messages, outbound_messages, conversations, contacts",
-        )
+        let result = sqlx::query(if analyze {
+            "VACUUM (ANALYZE) inbound_messages, outbound_messages, conversations, contacts"
+        } else {
+            "VACUUM inbound_messages, outbound_messages, conversations, contacts"
+        })
         .execute(&mut *conn)
         .await;
         sqlx::query("SELECT pg_advisory_unlock($1)")

@@ -194,7 +194,7 @@ impl SqliteStore {
     /// Copies the write-ahead log back into the database file from a reading
     /// connection, so the single writer does not stop for it (its own automatic
     /// checkpoint is only the safety net). SQLite reuses freed pages by itself.
-    async fn maintain(pool: &SqlitePool) -> StoreResult<()> {
+    async fn maintain(pool: &SqlitePool, _analyze: bool) -> StoreResult<()> {
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(pool)
             .await?;
