@@ -5,9 +5,9 @@
 //! (the last batch held more than one), the batcher lingers (`super::linger_after`:
 //! longer the more the last batch held, at most `PARLEY_BATCH_LINGER_MS`) before the
 //! next transaction, so each commit serves more of them: a commit writes every page it
-//! touched, and pages shared by many messages are then written once. Where the store
-//! can (SQLite), the same transaction also decides and writes the turns that need
-//! nothing more (`pipeline::DecideStored`): such a message goes through one write
+//! touched, and pages shared by many messages are then written once. The same
+//! transaction also decides and writes the turns that need nothing more
+//! (`pipeline::DecideStored`, on both backends): such a message goes through one write
 //! transaction instead of two.
 
 use std::sync::Arc;
