@@ -243,6 +243,40 @@ pub trait DecideNow: Send {
 /// until when it leases their replies (none: left to the sender's claim).
 pub type Deciding = (Box<dyn DecideNow>, DateTime<Utc>, Option<DateTime<Utc>>);
 
+/// `DecideNow::prepare`, for both stores' deciding transactions: the chains of the
+/// messages it decides (flattened, in order), or `None` if it panicked (a bug: every
+/// message is then left to the pipeline, and the webhook is still stored).
+pub(super) fn prepare_or_leave(
+    decide: &mut dyn DecideNow,
+    leased: &[ClaimedInbound],
+    conversations: &[(ConversationKey, super::conversations::ConversationState)],
+) -> Option<Vec<Vec<QuotaAsk>>> {
+    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decide.prepare(leased, conversations)
+    }));
+    match prepared {
+        Ok(chains) => Some(chains.into_iter().flatten().collect()),
+        Err(_) => {
+            left_to_pipeline("prepare");
+            None
+        }
+    }
+}
+
+/// `DecideNow::finish` likewise: the turns, or `None` if it panicked (the caller then
+/// undoes the counters it took).
+pub(super) fn finish_or_leave(
+    decide: Box<dyn DecideNow>,
+    reached: Vec<Option<usize>>,
+) -> Option<Vec<TurnRecord>> {
+    let turns = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide.finish(reached)));
+    turns.inspect_err(|_| left_to_pipeline("finish")).ok()
+}
+
+fn left_to_pipeline(what: &str) {
+    tracing::error!("deciding stored messages panicked in {what}; left to the pipeline");
+}
+
 impl ClaimedInbound {
     /// A new message leased in the transaction that stores it, as a claim would read it
     /// back (see `raw_worth_keeping`): handed out, and decided, as it is.

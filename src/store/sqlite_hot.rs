@@ -35,7 +35,8 @@ use super::messages::{
     ClaimedInbound, ClaimedOutbound, ConversationKey, DecideNow, Deciding, Handoff, InboundRecord,
     QuotaAsk, RANK_SQL, SendOutcome, SendResult, StatusRecord, StoredLeased,
     TAKE_QUOTA_SQL_NO_RETURNING, TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank,
-    first_refused, raw_worth_keeping, sent_per_tenant, usage_per_tenant,
+    finish_or_leave, first_refused, prepare_or_leave, raw_worth_keeping, sent_per_tenant,
+    usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
@@ -849,21 +850,13 @@ fn decide_now(
     leased: &[ClaimedInbound],
     conversations: &[(ConversationKey, ConversationState)],
 ) -> rusqlite::Result<Vec<TurnRecord>> {
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    let undecided = |what: &str| {
-        tracing::error!("deciding stored messages panicked in {what}; left to the pipeline");
-    };
-    let Ok(chains) = catch_unwind(AssertUnwindSafe(|| decide.prepare(leased, conversations)))
-    else {
-        undecided("prepare");
+    let Some(asked) = prepare_or_leave(decide.as_mut(), leased, conversations) else {
         return Ok(Vec::new());
     };
-    let asked: Vec<Vec<QuotaAsk>> = chains.into_iter().flatten().collect();
     let reached = take_chains(tx, &asked)?;
-    match catch_unwind(AssertUnwindSafe(|| decide.finish(reached.clone()))) {
-        Ok(turns) => Ok(turns),
-        Err(_) => {
-            undecided("finish");
+    match finish_or_leave(decide, reached.clone()) {
+        Some(turns) => Ok(turns),
+        None => {
             give_back(tx, &asked, &reached)?;
             Ok(Vec::new())
         }

@@ -767,26 +767,16 @@ async fn decide_now(
     leased: &[ClaimedInbound],
     conversations: &[(ConversationKey, ConversationState)],
 ) -> StoreResult<Vec<TurnRecord>> {
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    let undecided = |what: &str| {
-        tracing::error!("deciding stored messages panicked in {what}; left to the pipeline");
-    };
-    let Ok(chains) = catch_unwind(AssertUnwindSafe(|| decide.prepare(leased, conversations)))
-    else {
-        undecided("prepare");
+    let Some(asked) = prepare_or_leave(decide.as_mut(), leased, conversations) else {
         return Ok(Vec::new());
     };
-    let asked: Vec<Vec<QuotaAsk>> = chains.into_iter().flatten().collect();
     let taken = take_counters(tx, &asked).await?;
-    match catch_unwind(AssertUnwindSafe(|| decide.finish(taken.reached.clone()))) {
-        Ok(turns) => {
+    match finish_or_leave(decide, taken.reached) {
+        Some(turns) => {
             write_counters(tx, &taken.changed).await?;
             Ok(turns)
         }
-        Err(_) => {
-            undecided("finish");
-            Ok(Vec::new())
-        }
+        None => Ok(Vec::new()),
     }
 }
 
