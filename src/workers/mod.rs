@@ -355,8 +355,7 @@ async fn queue_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        let analyze =
-            wait < every || analyzed.is_none_or(|at| at.elapsed() >= QUEUE_ANALYZE_INTERVAL);
+        let analyze = analyze_due(wait, every, analyzed.map(|at| at.elapsed()));
         match state.store.maintain_queues(analyze).await {
             Ok(()) if analyze => analyzed = Some(tokio::time::Instant::now()),
             Ok(()) => {}
@@ -364,6 +363,13 @@ async fn queue_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         wait = (wait * 2).min(every);
     }
+}
+
+/// Whether an upkeep pass that waited `wait` (of the steady `every`) also refreshes the
+/// statistics, `since` the last pass that did: every early pass (the tables are young),
+/// then once per `QUEUE_ANALYZE_INTERVAL`.
+fn analyze_due(wait: Duration, every: Duration, since: Option<Duration>) -> bool {
+    wait < every || since.is_none_or(|s| s >= QUEUE_ANALYZE_INTERVAL)
 }
 
 /// Drops a tenant's cached context as soon as any process announces a change to it
@@ -575,6 +581,20 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(q.processed(), vec![1, 2], "after it");
         stop(task, stop_tx).await;
+    }
+
+    #[test]
+    fn the_upkeep_analyzes_on_its_first_passes_then_once_a_minute() {
+        let every = QUEUE_UPKEEP_INTERVAL;
+        let s = Duration::from_secs;
+        // The first passes (1, 2, 4, 8 s apart) always analyze.
+        assert!(analyze_due(s(1), every, None));
+        assert!(analyze_due(s(8), every, Some(s(8))));
+        // Then every 10 s: a vacuum only, until a minute has passed.
+        assert!(!analyze_due(every, every, Some(s(10))));
+        assert!(!analyze_due(every, every, Some(s(50))));
+        assert!(analyze_due(every, every, Some(s(60))));
+        assert!(analyze_due(every, every, None));
     }
 
     #[test]
