@@ -277,6 +277,25 @@ fn left_to_pipeline(what: &str) {
     tracing::error!("deciding stored messages panicked in {what}; left to the pipeline");
 }
 
+/// The messages of a webhook that may be leased as they are stored (by index): each
+/// customer's first here, unless it repeats an earlier message id of the batch (a
+/// webhook delivered twice within one commit), which is not new. Both stores then lease
+/// those that were not stored before and whose customer has nothing pending.
+pub(super) fn lease_candidates(messages: &[InboundRecord]) -> Vec<usize> {
+    let mut customers = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::new();
+    messages
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let m = &r.message;
+            let first = customers.insert((r.tenant_id, r.channel, m.customer_id.as_str()));
+            seen.insert((r.tenant_id, r.channel, m.provider_message_id.as_str())) && first
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 impl ClaimedInbound {
     /// A new message leased in the transaction that stores it, as a claim would read it
     /// back (see `raw_worth_keeping`): handed out, and decided, as it is.

@@ -35,8 +35,8 @@ use super::messages::{
     ClaimedInbound, ClaimedOutbound, ConversationKey, DecideNow, Deciding, Handoff, InboundRecord,
     QuotaAsk, RANK_SQL, SendOutcome, SendResult, StatusRecord, StoredLeased,
     TAKE_QUOTA_SQL_NO_RETURNING, TurnRecord, claim_inbound_sql, claim_outbound_sql, delivery_rank,
-    finish_or_leave, first_refused, prepare_or_leave, raw_worth_keeping, sent_per_tenant,
-    usage_per_tenant,
+    finish_or_leave, first_refused, lease_candidates, prepare_or_leave, raw_worth_keeping,
+    sent_per_tenant, usage_per_tenant,
 };
 use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
@@ -271,34 +271,24 @@ impl HotWriter {
             .map_err(store_error)?;
         let statuses = statuses.to_vec();
         let lease = lease_until.map(ts);
-        // Each customer's first message here, in case it can be leased (by index), and
-        // whether a message repeats an earlier one of the batch (a webhook delivered
-        // twice within one commit), which is not new and never leased.
-        let mut customers = std::collections::HashSet::new();
-        let mut seen = std::collections::HashSet::new();
-        let (keys, repeats): (Vec<Option<ConversationKey>>, Vec<bool>) = messages
-            .iter()
-            .map(|r| {
-                let m = &r.message;
-                let repeat = !seen.insert((r.tenant_id, r.channel, m.provider_message_id.as_str()));
-                let key = (r.tenant_id, r.channel, m.customer_id.as_str());
-                let key = (lease.is_some() && customers.insert(key))
-                    .then(|| (r.tenant_id, r.channel, m.customer_id.clone()));
-                (key, repeat)
-            })
-            .unzip();
-        // The messages that may be leased, as a claim reads them back (see
+        // The messages that may be leased (`lease_candidates`; none without a lease),
+        // by index, with their customer's key, as a claim reads them back (see
         // `raw_worth_keeping`): handed out, and decided, as they are.
-        let candidates: Vec<Option<ClaimedInbound>> = messages
-            .iter()
-            .zip(&keys)
-            .map(|(r, key)| key.as_ref().map(|_| ClaimedInbound::leased_from(r)))
-            .collect();
+        let candidates: Vec<(usize, ConversationKey, ClaimedInbound)> = match lease {
+            Some(_) => lease_candidates(messages)
+                .into_iter()
+                .map(|i| {
+                    let r = &messages[i];
+                    let key = (r.tenant_id, r.channel, r.message.customer_id.clone());
+                    (i, key, ClaimedInbound::leased_from(r))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let (new, leased, conversations, decided, replies) = self
             .write("store_webhook", move |tx| {
-                // Which messages to lease: a customer's first here, new (neither stored
-                // before nor repeating one of this batch), with nothing of theirs
-                // pending. Found before any row is written, so that a message decided
+                // Which messages to lease: of the candidates, those new (not stored
+                // before) with nothing of their customer's pending. Found before any row is written, so that a message decided
                 // here is inserted already done (one write of its row and its index
                 // entries, not an insert and then an update).
                 // The id of each message leased, by index.
@@ -314,23 +304,17 @@ impl HotWriter {
                         "SELECT 1 FROM inbound_messages WHERE tenant_id = ?1 AND channel = ?2 \
                          AND customer_id = ?3 AND state = 'pending' LIMIT 1",
                     )?;
-                    for (i, candidate) in keys.into_iter().zip(candidates).enumerate() {
-                        let (Some((tenant, channel, customer)), Some(message)) = candidate else {
-                            continue;
-                        };
+                    for (i, (tenant, channel, customer), message) in candidates {
                         let tenant_id = id(&tenant.0);
-                        if repeats[i]
-                            || stored.exists(rusqlite::params![
-                                tenant_id,
-                                channel.as_str(),
-                                message.message.provider_message_id
-                            ])?
-                            || waiting.exists(rusqlite::params![
-                                tenant_id,
-                                channel.as_str(),
-                                customer
-                            ])?
-                        {
+                        if stored.exists(rusqlite::params![
+                            tenant_id,
+                            channel.as_str(),
+                            message.message.provider_message_id
+                        ])? || waiting.exists(rusqlite::params![
+                            tenant_id,
+                            channel.as_str(),
+                            customer
+                        ])? {
                             continue;
                         }
                         leasing[i] = Some(message.id);

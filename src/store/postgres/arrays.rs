@@ -271,23 +271,10 @@ impl PgStore {
         lease_until: DateTime<Utc>,
         decide: Option<Deciding>,
     ) -> StoreResult<(usize, StoredLeased)> {
-        // Each customer's first message here may be leased, unless it repeats an
-        // earlier one of the batch (a webhook delivered twice within one commit).
-        let mut customers = HashSet::new();
-        let mut seen = HashSet::new();
-        let candidates: Vec<usize> = messages
+        let candidates = lease_candidates(messages);
+        let mut locks: Vec<i32> = messages
             .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                let m = &r.message;
-                let first = customers.insert((r.tenant_id, r.channel, m.customer_id.as_str()));
-                seen.insert((r.tenant_id, r.channel, m.provider_message_id.as_str())) && first
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut locks: Vec<i32> = customers
-            .iter()
-            .map(|(t, ch, cu)| customer_lock(*t, *ch, cu))
+            .map(|r| customer_lock(r.tenant_id, r.channel, &r.message.customer_id))
             .collect();
         locks.sort_unstable();
         locks.dedup();
@@ -376,7 +363,6 @@ impl PgStore {
         tx.commit().await?;
         // Left to the pipeline: the leased messages without a turn.
         leased.retain(|m| !done.contains_key(&m.id));
-        drop(done);
         Ok((
             inserted.len(),
             StoredLeased {
