@@ -965,11 +965,13 @@ macro_rules! impl_message_store {
                 for chunk in turns.chunks(500) {
                     let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
                     qb.push("processed_at = ").push_bind(now);
-                    qb.push(
+                    qb.push(concat!(
                         ", conversation_id = v.column3, \
                          body = CASE WHEN v.column4 THEN body ELSE NULL END, \
-                         raw = CASE WHEN v.column4 THEN raw ELSE '{\"redacted\":true}' END FROM (",
-                    );
+                         raw = CASE WHEN v.column4 THEN raw ELSE '",
+                        redacted_raw!(),
+                        "' END FROM ("
+                    ));
                     qb.push_values(chunk, |mut b, t| {
                         b.push_bind(t.tenant_id.0)
                             .push_bind(t.inbound_id)

@@ -42,15 +42,6 @@ use super::rows::{InboundRow, OutboundRow};
 use super::{StoreError, StoreResult};
 use crate::domain::{Channel, TenantId};
 
-/// What a message's `raw` becomes when its tenant does not keep message text: in the
-/// row inserted done and in the `UPDATE` that marks a message done (a literal, so that
-/// the statement's text can include it).
-macro_rules! redacted_raw {
-    () => {
-        r#"{"redacted":true}"#
-    };
-}
-
 /// Work for the writer thread: runs with its connection (`None` once closed).
 type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
 

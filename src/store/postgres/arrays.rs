@@ -636,7 +636,7 @@ async fn insert_inbound(
 
 /// What `MARK_INBOUND_DONE` and a row inserted done keep of a message whose tenant
 /// logs no text.
-const REDACTED_RAW: &str = r#"{"redacted":true}"#;
+const REDACTED_RAW: &str = redacted_raw!();
 
 /// A customer's lock for `LOCK_CUSTOMERS`: FNV-1a of tenant, channel and customer id,
 /// the same in every instance and build. Two customers may share one (they then only
