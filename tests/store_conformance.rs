@@ -548,6 +548,58 @@ async fn migrations_go_down_and_up_again(db: Db) {
     assert!(store.list_tenants().await.unwrap().is_empty());
 }
 
+/// A tenant's usage of a day may lie in several rows (usage slots, migration 0010): it is
+/// reported as one day with the sums, and reverting 0010 folds the slots into one row
+/// with the same sums (another tenant's rows untouched).
+async fn usage_in_several_slots_reads_as_one_day_and_folds_back_on_the_way_down(db: Db) {
+    let Some(db) = TestDb::new(db).await else {
+        return;
+    };
+    let store = db.store().await;
+    let (keys, _) = key_ring();
+    let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
+    let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
+    for (slug, slot, inbound, outbound, tokens) in [
+        ("alpha", 0, 2, 1, 10),
+        ("alpha", 3, 5, 4, 20),
+        ("alpha", 7, 1, 0, 30),
+        ("beta", 3, 9, 9, 0),
+    ] {
+        db.exec(&format!(
+            "INSERT INTO usage_daily (tenant_id, day, slot, inbound, outbound, tokens_in) \
+             SELECT id, '2026-12-01', {slot}, {inbound}, {outbound}, {tokens} FROM tenants \
+             WHERE slug = '{slug}'"
+        ))
+        .await;
+    }
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let read = |t: TenantId| {
+        let store = store.clone();
+        async move {
+            store
+                .list_usage(t, day, day)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| (u.day, u.inbound, u.outbound, u.tokens_in))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read(a.id).await, [(Some(day), 8, 5, 60)]);
+    assert_eq!(read(b.id).await, [(Some(day), 9, 9, 0)]);
+    let reverted = store.migrate_down().await.unwrap().unwrap();
+    assert_eq!(reverted.version, 10);
+    assert_eq!(db.count("SELECT COUNT(*) FROM usage_daily").await, 2);
+    assert_eq!(
+        db.count("SELECT CAST(SUM(inbound * 1000000 + outbound * 1000 + tokens_in) AS BIGINT) FROM usage_daily")
+            .await,
+        8_005_060 + 9_009_000
+    );
+    store.migrate_up().await.unwrap();
+    assert_eq!(read(a.id).await, [(Some(day), 8, 5, 60)]);
+    assert_eq!(read(b.id).await, [(Some(day), 9, 9, 0)]);
+}
+
 async fn concurrent_batches_never_take_more_than_a_rate_limit(db: Db) {
     use parley::store::messages::QuotaAsk;
     let Some(db) = TestDb::new(db).await else {
@@ -622,5 +674,6 @@ on_both_backends!(
     deleting_a_tenant_removes_everything_it_owns,
     secrets_are_paged_replaced_only_when_unchanged_and_counted_by_key,
     migrations_go_down_and_up_again,
+    usage_in_several_slots_reads_as_one_day_and_folds_back_on_the_way_down,
     concurrent_batches_never_take_more_than_a_rate_limit,
 );

@@ -369,6 +369,42 @@ async fn fifty_concurrent_webhooks_get_fifty_replies_none_doubled(db: Db) {
         assert_eq!(s.text, format!("Yes ({slug})"));
         assert_eq!(s.authorization, format!("Bearer EAAG-{slug}-token-0001"));
     }
+    // Each tenant's usage counts its 25 messages, answers and replies once, in one row a
+    // day, however the concurrent transactions spread their counts (usage slots).
+    let today = w.app.state.clock.now().date_naive();
+    for slug in ["acme", "bolt"] {
+        let t = w.tenant(slug).await;
+        let mut usage = Vec::new();
+        for _ in 0..300 {
+            usage = w
+                .app
+                .state
+                .store
+                .list_usage(t.id, today.pred_opt().unwrap(), today.succ_opt().unwrap())
+                .await
+                .unwrap();
+            if usage.iter().map(|u| u.outbound).sum::<i64>() >= 25 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut days: Vec<_> = usage.iter().map(|u| u.day).collect();
+        days.dedup();
+        assert_eq!(days.len(), usage.len(), "one row a day: {usage:?}");
+        let sum = |f: fn(&parley::store::conversations::UsageDay) -> i64| {
+            usage.iter().map(f).sum::<i64>()
+        };
+        assert_eq!(
+            (
+                sum(|u| u.inbound),
+                sum(|u| u.faq_answers),
+                sum(|u| u.outbound),
+                sum(|u| u.llm_calls)
+            ),
+            (25, 25, 25, 0),
+            "{slug}: {usage:?}"
+        );
+    }
 }
 
 async fn meta_failing_twice_with_500_then_accepting_delivers_exactly_once(db: Db) {

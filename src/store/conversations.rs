@@ -924,8 +924,11 @@ macro_rules! impl_conversation_store {
 
             async fn list_usage(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<UsageDay>> {
                 let rows: Vec<(NaiveDate, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-                    "SELECT day, inbound, outbound, faq_answers, llm_calls, tokens_in, tokens_out FROM usage_daily \
-                     WHERE tenant_id = $1 AND day >= $2 AND day <= $3 ORDER BY day",
+                    // A day's slots summed (migration 0010).
+                    "SELECT day, CAST(sum(inbound) AS BIGINT), CAST(sum(outbound) AS BIGINT), \
+                     CAST(sum(faq_answers) AS BIGINT), CAST(sum(llm_calls) AS BIGINT), \
+                     CAST(sum(tokens_in) AS BIGINT), CAST(sum(tokens_out) AS BIGINT) FROM usage_daily \
+                     WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY day ORDER BY day",
                 )
                 .bind(tenant.0)
                 .bind(from)

@@ -122,6 +122,20 @@ pub struct UsageDelta {
     pub tokens_out: i64,
 }
 
+/// How many rows a tenant's usage of a day is spread over (`usage_daily.slot`, summed
+/// when read; migration 0010).
+pub const USAGE_SLOTS: i16 = 8;
+
+/// The usage slot for a transaction's counts: the next one in turn, so that concurrent
+/// transactions mostly add to different rows of a tenant's day instead of each waiting
+/// for the one before it to commit (their row locks last until the commit). Every
+/// count of one transaction goes to one slot, taken in tenant order as before.
+pub fn usage_slot() -> i16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    i16::try_from(n % USAGE_SLOTS.unsigned_abs()).unwrap_or(0)
+}
+
 /// A batch's turns summed into each tenant's usage, in tenant order (the order the
 /// shared usage rows are locked in).
 pub fn usage_per_tenant(turns: &[TurnRecord]) -> std::collections::BTreeMap<TenantId, UsageDelta> {
@@ -1285,13 +1299,15 @@ macro_rules! impl_message_store {
             /// held as briefly as possible.
             async fn count_inbound_usage(conn: &mut $conn, turns: &[TurnRecord], now: DateTime<Utc>) -> StoreResult<()> {
                 let usage: Vec<(TenantId, UsageDelta)> = usage_per_tenant(turns).into_iter().collect();
+                let slot = usage_slot();
                 for chunk in usage.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO usage_daily (tenant_id, day, inbound, faq_answers, llm_calls, tokens_in, tokens_out) ",
+                        "INSERT INTO usage_daily (tenant_id, day, slot, inbound, faq_answers, llm_calls, tokens_in, tokens_out) ",
                     );
                     qb.push_values(chunk, |mut b, (tenant, u)| {
                         b.push_bind(tenant.0)
                             .push_bind(now.date_naive())
+                            .push_bind(slot)
                             .push_bind(u.inbound)
                             .push_bind(u.faq_answers)
                             .push_bind(u.llm_calls)
@@ -1299,7 +1315,7 @@ macro_rules! impl_message_store {
                             .push_bind(u.tokens_out);
                     });
                     qb.push(
-                        " ON CONFLICT (tenant_id, day) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+                        " ON CONFLICT (tenant_id, day, slot) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
                          faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
                          llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
                          tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
@@ -1313,12 +1329,13 @@ macro_rules! impl_message_store {
             /// Counts sent messages into the day's usage.
             async fn count_outbound(conn: &mut $conn, results: &[SendResult], now: DateTime<Utc>) -> StoreResult<()> {
                 let rows: Vec<(TenantId, i64)> = sent_per_tenant(results).into_iter().collect();
+                let slot = usage_slot();
                 for chunk in rows.chunks(400) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO usage_daily (tenant_id, day, outbound) ");
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO usage_daily (tenant_id, day, slot, outbound) ");
                     qb.push_values(chunk, |mut b, (tenant, n)| {
-                        b.push_bind(tenant.0).push_bind(now.date_naive()).push_bind(*n);
+                        b.push_bind(tenant.0).push_bind(now.date_naive()).push_bind(slot).push_bind(*n);
                     });
-                    qb.push(" ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound");
+                    qb.push(" ON CONFLICT (tenant_id, day, slot) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound");
                     qb.build().execute(&mut *conn).await?;
                 }
                 Ok(())

@@ -1054,13 +1054,14 @@ fn write_turns(
             ])?;
         }
     }
+    // Slot 0 only (`usage_slot`): one writer, no concurrent transaction to spread over.
     let usage = usage_per_tenant(turns);
     let day = now.date_naive().format("%F").to_string();
     for (tenant, u) in usage {
         tx.prepare_cached(
-            "INSERT INTO usage_daily (tenant_id, day, inbound, faq_answers, llm_calls, tokens_in, tokens_out) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (tenant_id, day) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+            "INSERT INTO usage_daily (tenant_id, day, slot, inbound, faq_answers, llm_calls, tokens_in, tokens_out) \
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (tenant_id, day, slot) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
              faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
              llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
              tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
@@ -1248,8 +1249,8 @@ fn record_results(
     let day = now.date_naive().format("%F").to_string();
     for (tenant, n) in sent_per_tenant(results) {
         tx.prepare_cached(
-            "INSERT INTO usage_daily (tenant_id, day, outbound) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound",
+            "INSERT INTO usage_daily (tenant_id, day, slot, outbound) VALUES (?1, ?2, 0, ?3) \
+             ON CONFLICT (tenant_id, day, slot) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound",
         )?
         .execute(rusqlite::params![id(&tenant.0), day, n])?;
     }

@@ -107,12 +107,12 @@ const MARK_INBOUND_DONE: &str = "UPDATE inbound_messages AS m SET state = 'done'
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[]) AS v (t, i, c, keep) \
     WHERE m.tenant_id = v.t AND m.id = v.i";
 
-const COUNT_INBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, inbound, \
+const COUNT_INBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, slot, inbound, \
     faq_answers, llm_calls, tokens_in, tokens_out) \
-    SELECT t, $7, n, f, l, ti, tout \
+    SELECT t, $7, $8, n, f, l, ti, tout \
     FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
     AS v (t, n, f, l, ti, tout) \
-    ON CONFLICT (tenant_id, day) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+    ON CONFLICT (tenant_id, day, slot) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
     faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
     llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
     tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
@@ -128,9 +128,9 @@ const EARLY_STATUSES: &str = "SELECT s.tenant_id, s.provider_message_id, s.statu
     FROM message_statuses s JOIN unnest($1::uuid[], $2::text[]) AS v (t, p) \
     ON s.tenant_id = v.t AND s.provider_message_id = v.p";
 
-const COUNT_OUTBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, outbound) \
-    SELECT t, $3, n FROM unnest($1::uuid[], $2::int8[]) AS v (t, n) \
-    ON CONFLICT (tenant_id, day) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
+const COUNT_OUTBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, slot, outbound) \
+    SELECT t, $3, $4, n FROM unnest($1::uuid[], $2::int8[]) AS v (t, n) \
+    ON CONFLICT (tenant_id, day, slot) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
 
 /// Makes sure these rate counters exist (at 0), in key order, so that concurrent
 /// batches create and then lock shared counters in the same order.
@@ -481,6 +481,7 @@ impl PgStore {
             .bind(usage.values().map(|u| u.tokens_in).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.tokens_out).collect::<Vec<_>>())
             .bind(now.date_naive())
+            .bind(usage_slot())
             .execute(&mut *tx)
             .await?;
         Ok(leased)
@@ -868,6 +869,7 @@ async fn mark_sent(
         .bind(per_tenant.keys().map(|t| t.0).collect::<Vec<_>>())
         .bind(per_tenant.values().copied().collect::<Vec<_>>())
         .bind(now.date_naive())
+        .bind(usage_slot())
         .execute(&mut *conn)
         .await?;
     Ok(())
