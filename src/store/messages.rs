@@ -124,7 +124,7 @@ pub struct UsageDelta {
 
 /// How many rows a tenant's usage of a day is spread over (`usage_daily.slot`, summed
 /// when read; migration 0010).
-pub const USAGE_SLOTS: i16 = 8;
+pub const USAGE_SLOTS: u16 = 8;
 
 /// The usage slot for a transaction's counts: the next one in turn, so that concurrent
 /// transactions mostly add to different rows of a tenant's day instead of each waiting
@@ -133,7 +133,7 @@ pub const USAGE_SLOTS: i16 = 8;
 pub fn usage_slot() -> i16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    i16::try_from(n % USAGE_SLOTS.unsigned_abs()).unwrap_or(0)
+    i16::try_from(n % USAGE_SLOTS).unwrap_or(0)
 }
 
 /// A batch's turns summed into each tenant's usage, in tenant order (the order the

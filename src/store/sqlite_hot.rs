@@ -279,9 +279,10 @@ impl HotWriter {
         let (new, leased, conversations, decided, replies) = self
             .write("store_webhook", move |tx| {
                 // Which messages to lease: of the candidates, those new (not stored
-                // before) with nothing of their customer's pending. Found before any row is written, so that a message decided
-                // here is inserted already done (one write of its row and its index
-                // entries, not an insert and then an update).
+                // before) with nothing of their customer's pending. Found before any
+                // row is written, so that a message decided here is inserted already
+                // done (one write of its row and its index entries, not an insert and
+                // then an update).
                 // The id of each message leased, by index.
                 let mut leasing: Vec<Option<Uuid>> = vec![None; rows.len()];
                 let mut leased = Vec::new();
