@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use common::{Db, TestDb, key_ring};
 use parley::crypto::KeyRing;
@@ -91,14 +93,29 @@ async fn seed(
     (t, faqs)
 }
 
-async fn tenants_are_created_found_listed_and_toggled(db: Db) {
-    let Some(db) = TestDb::new(db).await else {
-        return;
-    };
+/// A fresh database (owned by the `TestDb`, which must outlive the store) with two
+/// tenants made by `seed`: alpha on number 111 and beta on 222. `None` where
+/// `TestDb::new` gives none (that backend is not set up: the test does nothing).
+async fn two_tenants(
+    db: Db,
+) -> Option<(
+    TestDb,
+    Arc<dyn Store>,
+    (Tenant, Vec<TrainingItem>),
+    (Tenant, Vec<TrainingItem>),
+)> {
+    let db = TestDb::new(db).await?;
     let store = db.store().await;
     let (keys, _) = key_ring();
-    let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
-    let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
+    let a = seed(store.as_ref(), &keys, "alpha", "111").await;
+    let b = seed(store.as_ref(), &keys, "beta", "222").await;
+    Some((db, store, a, b))
+}
+
+async fn tenants_are_created_found_listed_and_toggled(db: Db) {
+    let Some((db, store, (a, _), (b, _))) = two_tenants(db).await else {
+        return;
+    };
     assert_eq!(store.get_tenant(a.id).await.unwrap().slug, "alpha");
     assert_eq!(
         store.find_tenant_by_slug("beta").await.unwrap().unwrap().id,
@@ -172,13 +189,9 @@ async fn a_taken_slug_or_phone_number_id_is_a_conflict_and_writes_nothing(db: Db
 }
 
 async fn a_duplicate_question_within_a_tenant_is_a_conflict_but_not_across_tenants(db: Db) {
-    let Some(db) = TestDb::new(db).await else {
+    let Some((_db, store, (a, _), (b, _))) = two_tenants(db).await else {
         return;
     };
-    let store = db.store().await;
-    let (keys, _) = key_ring();
-    let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
-    let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
     assert_eq!(
         store.list_training_items(b.id).await.unwrap().len(),
         2,
@@ -199,13 +212,9 @@ async fn a_duplicate_question_within_a_tenant_is_a_conflict_but_not_across_tenan
 }
 
 async fn another_tenants_rows_are_not_found_and_cannot_be_changed(db: Db) {
-    let Some(db) = TestDb::new(db).await else {
+    let Some((_db, store, (a, _), (b, b_faqs))) = two_tenants(db).await else {
         return;
     };
-    let store = db.store().await;
-    let (keys, _) = key_ring();
-    let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
-    let (b, b_faqs) = seed(store.as_ref(), &keys, "beta", "222").await;
     let theirs = b_faqs[0].id;
     assert!(
         store
@@ -423,13 +432,9 @@ async fn the_whole_state_round_trips_and_updates_keep_ids(db: Db) {
 }
 
 async fn deleting_a_tenant_removes_everything_it_owns(db: Db) {
-    let Some(db) = TestDb::new(db).await else {
+    let Some((db, store, (a, _), (b, _))) = two_tenants(db).await else {
         return;
     };
-    let store = db.store().await;
-    let (keys, _) = key_ring();
-    let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
-    let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
     store.delete_tenant(a.id).await.unwrap();
     for table in [
         "tenant_secrets",
@@ -552,13 +557,9 @@ async fn migrations_go_down_and_up_again(db: Db) {
 /// reported as one day with the sums, and reverting 0010 folds the slots into one row
 /// with the same sums (another tenant's rows untouched).
 async fn usage_in_several_slots_reads_as_one_day_and_folds_back_on_the_way_down(db: Db) {
-    let Some(db) = TestDb::new(db).await else {
+    let Some((db, store, (a, _), (b, _))) = two_tenants(db).await else {
         return;
     };
-    let store = db.store().await;
-    let (keys, _) = key_ring();
-    let (a, _) = seed(store.as_ref(), &keys, "alpha", "111").await;
-    let (b, _) = seed(store.as_ref(), &keys, "beta", "222").await;
     for (slug, slot, inbound, outbound, tokens) in [
         ("alpha", 0, 2, 1, 10),
         ("alpha", 3, 5, 4, 20),
