@@ -45,6 +45,17 @@ use crate::domain::{Channel, TenantId};
 /// Work for the writer thread: runs with its connection (`None` once closed).
 type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
 
+/// Whether the writer's connection goes through the `sqlite-wal-batch` VFS, which hands
+/// a commit's log frames to the kernel in a few large writes instead of two calls a
+/// frame (README, Storage): yes unless `PARLEY_SQLITE_WAL_BATCH=0`.
+fn gather_wal_writes() -> anyhow::Result<bool> {
+    match std::env::var("PARLEY_SQLITE_WAL_BATCH").as_deref() {
+        Err(_) | Ok("1") => Ok(true),
+        Ok("0") => Ok(false),
+        Ok(v) => anyhow::bail!("PARLEY_SQLITE_WAL_BATCH must be 1 (the default) or 0, got {v:?}"),
+    }
+}
+
 /// The hot write path: its own connection to the database file, used for nothing
 /// else, owned by a thread of its own (`parley-sqlite-writer`). Each transaction runs
 /// there in one piece while the caller's task waits; the runtime threads carry on
@@ -59,10 +70,13 @@ impl HotWriter {
     /// Opens a writing connection to the database `file` (created and migrated by the
     /// sqlx pools already), with the same settings as theirs, and starts its thread.
     pub fn open(file: &Path) -> anyhow::Result<Self> {
-        let db = Connection::open_with_flags(
-            file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let db = if gather_wal_writes()? {
+            let vfs = sqlite_wal_batch::register().map_err(anyhow::Error::msg)?;
+            Connection::open_with_flags_and_vfs(file, flags, vfs)
+        } else {
+            Connection::open_with_flags(file, flags)
+        }
         .with_context(|| format!("opening {} for the message loop", file.display()))?;
         db.busy_timeout(Duration::from_secs(10))?;
         db.execute_batch(
