@@ -49,12 +49,20 @@ const MAX_WRITE: usize = 0x1f000;
 thread_local! {
     static WRITES: Cell<u64> = const { Cell::new(0) };
     static APPENDS: Cell<u64> = const { Cell::new(0) };
+    static FAIL_NEXT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Write calls this thread made to WAL files through this VFS: gathered runs and
 /// writes passed on as they were.
 pub fn wal_writes_on_this_thread() -> u64 {
     WRITES.with(Cell::get)
+}
+
+/// Makes the next write of gathered frames on this thread fail as a full disk would
+/// (`SQLITE_FULL`), without writing: for tests of what a failed commit leaves.
+#[doc(hidden)]
+pub fn fail_next_write_on_this_thread() {
+    FAIL_NEXT.with(|f| f.set(true));
 }
 
 /// Write calls SQLite made on this thread to WAL files opened through this VFS.
@@ -294,8 +302,12 @@ unsafe fn write_gathered(file: *mut ffi::sqlite3_file) -> c_int {
         // The unix VFS writes at most 128 KiB - 1 a call (its `seekAndWriteFd`).
         let mut rc = ffi::SQLITE_OK;
         let mut at = g.at;
+        let failing = FAIL_NEXT.with(|f| f.replace(false));
         for chunk in g.bytes.chunks(MAX_WRITE) {
-            rc = write(real, chunk.as_ptr().cast(), chunk.len() as c_int, at);
+            rc = match failing {
+                true => ffi::SQLITE_FULL,
+                false => write(real, chunk.as_ptr().cast(), chunk.len() as c_int, at),
+            };
             WRITES.with(|w| w.set(w.get() + 1));
             if rc != ffi::SQLITE_OK {
                 break;

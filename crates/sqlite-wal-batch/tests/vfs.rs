@@ -175,3 +175,37 @@ fn a_database_reopened_through_the_vfs_keeps_its_rows() {
     assert_eq!(summary(&db), (1000, (0..1000).sum()));
     assert_eq!(integrity(&db), "ok");
 }
+
+#[test]
+fn a_commit_whose_frames_cannot_be_written_fails_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let db = open_batched(&path);
+    insert_rows(&db, 0, 300);
+    let reader = open_plain(&path);
+    assert_eq!(summary(&reader).0, 300);
+
+    sqlite_wal_batch::fail_next_write_on_this_thread();
+    let tx = db.unchecked_transaction().unwrap();
+    tx.execute("INSERT INTO t (id, k, v) VALUES (1000, x'00', 'lost')", [])
+        .unwrap();
+    let err = tx
+        .commit()
+        .expect_err("the commit reports the failed write");
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull),
+        "{err}"
+    );
+    // SQLite rolls the transaction back; no reader sees any of it.
+    assert!(db.is_autocommit());
+    assert_eq!(summary(&reader), (300, (0..300).sum()));
+
+    // The next transaction writes over the failed one's place in the log.
+    insert_rows(&db, 300, 200);
+    assert_eq!(summary(&reader), (500, (0..500).sum()));
+    assert_eq!(integrity(&reader), "ok");
+    drop(db);
+    let reopened = open_plain(&path);
+    assert_eq!(summary(&reopened), (500, (0..500).sum()));
+}
