@@ -198,46 +198,20 @@ unsafe extern "C" fn x_open(
     ffi::SQLITE_OK
 }
 
-unsafe extern "C" fn x_delete(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    sync_dir: c_int,
-) -> c_int {
-    let r = real_vfs(vfs);
-    // SAFETY: forwarded as given, to the default VFS.
-    unsafe {
-        (*r).xDelete
-            .map_or(ffi::SQLITE_IOERR_DELETE, |x| x(r, name, sync_dir))
-    }
+/// The VFS's own methods passed on to the default VFS.
+macro_rules! forward_vfs {
+    ($name:ident, $field:ident, $missing:expr, ($($arg:ident: $ty:ty),*)) => {
+        unsafe extern "C" fn $name(vfs: *mut ffi::sqlite3_vfs $(, $arg: $ty)*) -> c_int {
+            let r = real_vfs(vfs);
+            // SAFETY: forwarded as given, to the default VFS.
+            unsafe { (*r).$field.map_or($missing, |x| x(r $(, $arg)*)) }
+        }
+    };
 }
 
-unsafe extern "C" fn x_access(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    flags: c_int,
-    out: *mut c_int,
-) -> c_int {
-    let r = real_vfs(vfs);
-    // SAFETY: forwarded as given, to the default VFS.
-    unsafe {
-        (*r).xAccess
-            .map_or(ffi::SQLITE_IOERR_ACCESS, |x| x(r, name, flags, out))
-    }
-}
-
-unsafe extern "C" fn x_full_pathname(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    n: c_int,
-    out: *mut c_char,
-) -> c_int {
-    let r = real_vfs(vfs);
-    // SAFETY: forwarded as given, to the default VFS.
-    unsafe {
-        (*r).xFullPathname
-            .map_or(ffi::SQLITE_CANTOPEN, |x| x(r, name, n, out))
-    }
-}
+forward_vfs!(x_delete, xDelete, ffi::SQLITE_IOERR_DELETE, (name: *const c_char, sync_dir: c_int));
+forward_vfs!(x_access, xAccess, ffi::SQLITE_IOERR_ACCESS, (name: *const c_char, flags: c_int, out: *mut c_int));
+forward_vfs!(x_full_pathname, xFullPathname, ffi::SQLITE_CANTOPEN, (name: *const c_char, n: c_int, out: *mut c_char));
 
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
@@ -386,82 +360,6 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn x_read(
-    file: *mut ffi::sqlite3_file,
-    out: *mut c_void,
-    amt: c_int,
-    at: ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: forwarded as given, after writing what is gathered.
-    unsafe {
-        let rc = write_gathered(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(file);
-        m.xRead
-            .map_or(ffi::SQLITE_IOERR_READ, |r| r(real, out, amt, at))
-    }
-}
-
-unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    // SAFETY: forwarded as given, after writing what is gathered.
-    unsafe {
-        let rc = write_gathered(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(file);
-        m.xTruncate
-            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |t| t(real, size))
-    }
-}
-
-unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: forwarded as given, after writing what is gathered.
-    unsafe {
-        let rc = write_gathered(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(file);
-        m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |s| s(real, flags))
-    }
-}
-
-unsafe extern "C" fn x_file_size(
-    file: *mut ffi::sqlite3_file,
-    out: *mut ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: forwarded as given, after writing what is gathered.
-    unsafe {
-        let rc = write_gathered(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(file);
-        m.xFileSize
-            .map_or(ffi::SQLITE_IOERR_FSTAT, |s| s(real, out))
-    }
-}
-
-unsafe extern "C" fn x_file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    // SAFETY: forwarded as given, after writing what is gathered.
-    unsafe {
-        let rc = write_gathered(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (real, m) = real(file);
-        m.xFileControl
-            .map_or(ffi::SQLITE_NOTFOUND, |c| c(real, op, arg))
-    }
-}
-
 unsafe extern "C" fn x_shm_barrier(file: *mut ffi::sqlite3_file) {
     // SAFETY: the file held is open (closing it clears HOLDING) and this thread's.
     unsafe {
@@ -479,12 +377,24 @@ unsafe extern "C" fn x_shm_barrier(file: *mut ffi::sqlite3_file) {
     }
 }
 
-/// Methods passed on as they are.
+/// Methods passed on as they are; `after writing` ones first write what is gathered.
 macro_rules! forward {
     ($name:ident, $field:ident, $missing:expr, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        forward!(@ $name, $field, $missing, false, ($($arg: $ty),*) -> $ret);
+    };
+    (after writing $name:ident, $field:ident, $missing:expr, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        forward!(@ $name, $field, $missing, true, ($($arg: $ty),*) -> $ret);
+    };
+    (@ $name:ident, $field:ident, $missing:expr, $write_first:expr, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
             // SAFETY: forwarded as given to the default VFS's file under ours.
             unsafe {
+                if $write_first {
+                    let rc = write_gathered(file);
+                    if rc != ffi::SQLITE_OK {
+                        return rc;
+                    }
+                }
                 let (real, m) = real(file);
                 match m.$field {
                     Some(x) => x(real $(, $arg)*),
@@ -494,6 +404,13 @@ macro_rules! forward {
         }
     };
 }
+
+// Reading, resizing, syncing or sizing the log sees every frame handed to us first.
+forward!(after writing x_read, xRead, ffi::SQLITE_IOERR_READ, (out: *mut c_void, amt: c_int, at: ffi::sqlite3_int64) -> c_int);
+forward!(after writing x_truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: ffi::sqlite3_int64) -> c_int);
+forward!(after writing x_sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int) -> c_int);
+forward!(after writing x_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (out: *mut ffi::sqlite3_int64) -> c_int);
+forward!(after writing x_file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void) -> c_int);
 
 forward!(x_lock, xLock, ffi::SQLITE_IOERR_LOCK, (level: c_int) -> c_int);
 forward!(x_unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, (level: c_int) -> c_int);

@@ -6,7 +6,14 @@
 
 use rusqlite::{Connection, OpenFlags, params};
 use sqlite_wal_batch::{wal_appends_on_this_thread, wal_writes_on_this_thread};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A new directory (removed when dropped) and a database path in it.
+fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    (dir, path)
+}
 
 fn open_batched(path: &Path) -> Connection {
     let vfs = sqlite_wal_batch::register().expect("the VFS registers");
@@ -52,6 +59,11 @@ fn summary(db: &Connection) -> (i64, i64) {
     .unwrap()
 }
 
+/// Rows 0..n, each once.
+fn assert_rows(db: &Connection, n: i64) {
+    assert_eq!(summary(db), (n, (0..n).sum()));
+}
+
 fn integrity(db: &Connection) -> String {
     db.query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap()
@@ -59,8 +71,8 @@ fn integrity(db: &Connection) -> String {
 
 #[test]
 fn a_commits_log_frames_reach_the_file_in_a_few_large_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_batched(&dir.path().join("db.sqlite"));
+    let (_dir, path) = fresh();
+    let db = open_batched(&path);
     insert_rows(&db, 0, 10);
     let (writes, appends) = (wal_writes_on_this_thread(), wal_appends_on_this_thread());
     insert_rows(&db, 10, 2000);
@@ -74,13 +86,12 @@ fn a_commits_log_frames_reach_the_file_in_a_few_large_writes() {
         writes * 50 <= appends,
         "{appends} appends reached the file in {writes} writes"
     );
-    assert_eq!(summary(&db), (2010, (0..2010).sum()));
+    assert_rows(&db, 2010);
 }
 
 #[test]
 fn readers_on_the_default_vfs_see_every_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = fresh();
     let writer = open_batched(&path);
     let reader = open_plain(&path);
     let mut expected = 0;
@@ -95,14 +106,13 @@ fn readers_on_the_default_vfs_see_every_commit() {
                 .unwrap();
         }
     }
-    assert_eq!(summary(&reader), (6000, (0..6000).sum()));
+    assert_rows(&reader, 6000);
     assert_eq!(integrity(&reader), "ok");
 }
 
 #[test]
 fn a_transaction_larger_than_the_page_cache_commits_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = fresh();
     let db = open_batched(&path);
     insert_rows(&db, 0, 100);
     // A ten-page cache spills pages to the log in mid-transaction and writes some of
@@ -141,8 +151,7 @@ fn a_transaction_larger_than_the_page_cache_commits_whole() {
 
 #[test]
 fn files_copied_in_mid_run_recover_every_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (dir, path) = fresh();
     let db = open_batched(&path);
     for round in 0..5 {
         insert_rows(&db, round * 500, 500);
@@ -157,29 +166,27 @@ fn files_copied_in_mid_run_recover_every_commit() {
     )
     .unwrap();
     let recovered = open_plain(&copy.path().join("db.sqlite"));
-    assert_eq!(summary(&recovered), (2500, (0..2500).sum()));
+    assert_rows(&recovered, 2500);
     assert_eq!(integrity(&recovered), "ok");
     drop(db);
 }
 
 #[test]
 fn a_database_reopened_through_the_vfs_keeps_its_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = fresh();
     {
         let db = open_batched(&path);
         insert_rows(&db, 0, 700);
     }
     let db = open_batched(&path);
     insert_rows(&db, 700, 300);
-    assert_eq!(summary(&db), (1000, (0..1000).sum()));
+    assert_rows(&db, 1000);
     assert_eq!(integrity(&db), "ok");
 }
 
 #[test]
 fn a_commit_whose_frames_cannot_be_written_fails_and_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let (_dir, path) = fresh();
     let db = open_batched(&path);
     insert_rows(&db, 0, 300);
     let reader = open_plain(&path);
@@ -199,13 +206,13 @@ fn a_commit_whose_frames_cannot_be_written_fails_and_leaves_nothing_behind() {
     );
     // SQLite rolls the transaction back; no reader sees any of it.
     assert!(db.is_autocommit());
-    assert_eq!(summary(&reader), (300, (0..300).sum()));
+    assert_rows(&reader, 300);
 
     // The next transaction writes over the failed one's place in the log.
     insert_rows(&db, 300, 200);
-    assert_eq!(summary(&reader), (500, (0..500).sum()));
+    assert_rows(&reader, 500);
     assert_eq!(integrity(&reader), "ok");
     drop(db);
     let reopened = open_plain(&path);
-    assert_eq!(summary(&reopened), (500, (0..500).sum()));
+    assert_rows(&reopened, 500);
 }
