@@ -1,10 +1,10 @@
 //! A SQLite VFS over the platform's default one that gathers the frames a transaction
-//! appends to its write-ahead log and hands them to the operating system in one write
-//! when the transaction commits.
+//! appends to its write-ahead log and hands them to the operating system in a few large
+//! writes when the transaction commits.
 //!
 //! SQLite writes each WAL frame with two calls, its 24-byte header and then its page,
 //! so a commit that dirtied 500 pages makes 1000 `pwrite` system calls. Through this
-//! VFS it makes one. Nothing else changes: the files, their format, the locks and the
+//! VFS it makes 17: one per 124 KiB, the most the default unix VFS writes in a call. Nothing else changes: the files, their format, the locks and the
 //! shared-memory index are the default VFS's own (every call but the WAL's appends is
 //! passed straight on), so connections that use the default VFS, in this process or
 //! another, share the database as before.
@@ -52,8 +52,8 @@ thread_local! {
     static FAIL_NEXT: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Write calls this thread made to WAL files through this VFS: gathered runs and
-/// writes passed on as they were.
+/// Write calls this thread made to WAL files through this VFS, one per chunk (at most
+/// `MAX_WRITE` bytes) of gathered frames.
 pub fn wal_writes_on_this_thread() -> u64 {
     WRITES.with(Cell::get)
 }

@@ -1,5 +1,5 @@
 //! The VFS parley's SQLite hot writer opens its connection through:
-//! a commit's log frames reach the file in one write, and the database it leaves is the
+//! a commit's log frames reach the file in a few large writes, and the database it leaves is the
 //! one SQLite's default VFS would have left: readers on the default VFS see every
 //! commit, a transaction larger than the page cache commits whole, and a copy taken in
 //! mid-run (as a crash leaves the files) recovers every commit.
