@@ -4,10 +4,11 @@
 //!
 //! SQLite writes each WAL frame with two calls, its 24-byte header and then its page,
 //! so a commit that dirtied 500 pages makes 1000 `pwrite` system calls. Through this
-//! VFS it makes 17: one per 124 KiB, the most the default unix VFS writes in a call. Nothing else changes: the files, their format, the locks and the
-//! shared-memory index are the default VFS's own (every call but the WAL's appends is
-//! passed straight on), so connections that use the default VFS, in this process or
-//! another, share the database as before.
+//! VFS it makes 17: one per 124 KiB, the most the default unix VFS writes in a call.
+//! Nothing else changes: the files, their format, the locks and the shared-memory
+//! index are the default VFS's own (every call but the WAL's appends is passed straight
+//! on), so connections that use the default VFS, in this process or another, share the
+//! database as before.
 //!
 //! Why it is as safe as writing frame by frame: a commit becomes visible to readers
 //! only when SQLite updates the WAL index header in shared memory, after it has written
