@@ -314,10 +314,29 @@ impl ClaimedInbound {
     /// A new message leased in the transaction that stores it, as a claim would read it
     /// back (see `raw_worth_keeping`): handed out, and decided, as it is.
     pub(super) fn leased_from(r: &InboundRecord) -> Self {
-        let mut message = r.message.clone();
-        if !raw_worth_keeping(&message) {
-            message.raw = serde_json::Value::Null;
-        }
+        let m = &r.message;
+        // Field by field, so that the provider's JSON, a tree of many small
+        // allocations, is copied only when it is kept (a new field fails to compile
+        // here rather than being left out).
+        let message = InboundMessage {
+            provider_message_id: m.provider_message_id.clone(),
+            provider_account_id: m.provider_account_id.clone(),
+            customer_id: m.customer_id.clone(),
+            customer_phone: m.customer_phone.clone(),
+            customer_user_id: m.customer_user_id.clone(),
+            customer_name: m.customer_name.clone(),
+            timestamp: m.timestamp,
+            kind: m.kind.clone(),
+            text: m.text.clone(),
+            reply_id: m.reply_id.clone(),
+            media: m.media.clone(),
+            context_message_id: m.context_message_id.clone(),
+            raw: if raw_worth_keeping(m) {
+                m.raw.clone()
+            } else {
+                serde_json::Value::Null
+            },
+        };
         ClaimedInbound {
             tenant_id: r.tenant_id,
             id: r.id,
@@ -1485,6 +1504,35 @@ mod tests {
             MessageKind::Image,
             json!({"type": "image"})
         )));
+    }
+
+    #[test]
+    fn a_message_leased_as_it_is_stored_carries_its_json_only_where_it_is_kept() {
+        let record = |raw| InboundRecord {
+            tenant_id: TenantId::new(),
+            id: Uuid::now_v7(),
+            channel: Channel::Whatsapp,
+            message: msg(MessageKind::Text, raw),
+            received_at: Utc::now(),
+        };
+        let plain = record(
+            json!({"from": "2", "id": "wamid.1", "timestamp": "1", "type": "text",
+            "text": {"body": "hi"}}),
+        );
+        let leased = ClaimedInbound::leased_from(&plain);
+        assert_eq!(leased.message.raw, serde_json::Value::Null);
+        let mut expected = plain.message.clone();
+        expected.raw = serde_json::Value::Null;
+        assert_eq!(leased.message, expected);
+        assert_eq!((leased.id, leased.tenant_id), (plain.id, plain.tenant_id));
+        let forwarded = record(
+            json!({"from": "2", "id": "w", "timestamp": "1", "type": "text",
+            "text": {"body": "hi"}, "context": {"forwarded": true}}),
+        );
+        assert_eq!(
+            ClaimedInbound::leased_from(&forwarded).message,
+            forwarded.message
+        );
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! `purge_delay` milliseconds (1000 by default in mimalloc 3), and the next burst of
 //! allocations faults it back in, zeroed by the kernel. A server under steady load
 //! frees and reuses the same few megabytes all the time, so it pays for that round
-//! trip over and over: at 9000 msg/s on a 2-core machine, parley spent ~11 % less CPU
-//! a message with purging off (README, Benchmark, run 39). The price is that the
+//! trip over and over: at 9000 msg/s on a 2-core machine, parley spent ~10 % less CPU
+//! a message with purging off in most alternating runs (README, Benchmark, run 39). The price is that the
 //! process keeps the memory of its busiest moment (tens of MiB, bounded by parley's
 //! queues) rather than shrinking back after it.
 //!
-//! mimalloc's own `MIMALLOC_PURGE_DELAY` (milliseconds; `-1` never purges) still wins
-//! over [`keep_freed_memory`] when it is set in the environment.
+//! mimalloc's own `MIMALLOC_PURGE_DELAY` (milliseconds; `-1` never purges; its older
+//! name `MIMALLOC_RESET_DELAY` too) still wins over [`keep_freed_memory`] when it is set
+//! in the environment: mimalloc reads the environment as the process loads and marks an
+//! option found there as set, which `mi_option_set_default` leaves alone.
 
 #![deny(unsafe_code)]
 
@@ -21,10 +23,11 @@ pub use mimalloc::MiMalloc;
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Never return freed memory to the OS, unless `MIMALLOC_PURGE_DELAY` says otherwise.
-/// Call it first thing in `main`.
+/// Call it first thing in `main`, before any other thread starts.
 pub fn keep_freed_memory() {
-    // SAFETY: sets a plain option value in mimalloc's option table (an index in range);
-    // mimalloc reads it whenever it considers purging, from any thread.
+    // SAFETY: an index in range of mimalloc's option table; the value is a plain
+    // (non-atomic) store that mimalloc's threads read whenever they consider purging,
+    // so this runs first thing in `main`, before any other thread of ours exists.
     #[allow(unsafe_code)]
     unsafe {
         libmimalloc_sys::mi_option_set_default(PURGE_DELAY, -1);

@@ -22,6 +22,7 @@ fn child(env: &[(&str, &str)]) -> (i64, i64) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_report", "--nocapture", "--test-threads=1"])
         .env_remove("MIMALLOC_PURGE_DELAY")
+        .env_remove("MIMALLOC_RESET_DELAY")
         .env("PARLEY_ALLOC_CHILD", "1")
         .envs(env.iter().copied())
         .output()
