@@ -65,6 +65,8 @@ impl World {
         let mut req = reqwest::Client::new()
             .post(self.app.url(&format!("/webhooks/whatsapp/{slug}")))
             .header("content-type", "application/json")
+            // A request nobody answers fails the test instead of hanging it.
+            .timeout(Duration::from_secs(30))
             .body(body.to_string());
         if let Some(s) = signature {
             req = req.header("x-hub-signature-256", s);
