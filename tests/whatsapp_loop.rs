@@ -1145,6 +1145,7 @@ async fn decide(
         text: m.message.text.clone().unwrap_or_default(),
         conversation: None,
         merged: Vec::new(),
+        read_through: None,
         email_enabled: false,
     };
     let (step, handoff) = parley::runtime::gate(&ctx, &m.message, &input.text, None, now);

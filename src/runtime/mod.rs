@@ -42,6 +42,9 @@ pub struct TurnInput<'a> {
     pub conversation: Option<&'a ConversationState>,
     /// Later messages of the same burst, answered with this one.
     pub merged: Vec<Uuid>,
+    /// The provider's id of the burst's newest message, when later ones were merged:
+    /// the reply marks that one read (Meta marks the earlier ones read with it).
+    pub read_through: Option<String>,
     /// This server can send email (an SMTP relay is configured).
     pub email_enabled: bool,
 }
@@ -194,9 +197,14 @@ fn assemble(
             r.faq_id = outcome.faq_id.map(|f| f.0);
             replies.push(r);
         }
-        // Mark the customer's message read with the first thing we send them.
+        // Mark the customer's message (a burst's newest) read with the first thing we
+        // send them.
         if let Some(first) = replies.iter_mut().find(|r| r.purpose != "notification") {
-            first.mark_read_message_id = Some(m.provider_message_id.clone());
+            let read = input
+                .read_through
+                .as_ref()
+                .unwrap_or(&m.provider_message_id);
+            first.mark_read_message_id = Some(read.clone());
         }
     }
     if let Some(reason) = plan.reason {

@@ -84,7 +84,12 @@ pub async fn process_known(
                 continue;
             }
         };
-        let Some((text, merged)) = gather_burst(state, &ctx, msg, now).await? else {
+        let Some(Burst {
+            text,
+            merged,
+            read_through,
+        }) = gather_burst(state, &ctx, msg, now).await?
+        else {
             continue;
         };
         let conv = conversations.get(key);
@@ -93,6 +98,7 @@ pub async fn process_known(
             text,
             conversation: conv,
             merged,
+            read_through,
             email_enabled: state.email.is_some(),
         };
         let (step, handoff) = runtime::gate(&ctx, &msg.message, &input.text, conv, now);
@@ -112,6 +118,7 @@ pub async fn process_known(
                     msg: msg.clone(),
                     text: input.text,
                     merged: input.merged,
+                    read_through: input.read_through,
                     conversation: conv.cloned(),
                     handoff,
                     best: (best_faq, best_score),
@@ -225,6 +232,7 @@ impl crate::store::messages::DecideNow for DecideStored {
                     text: p.text,
                     conversation: p.conversation.as_ref(),
                     merged: Vec::new(),
+                    read_through: None,
                     email_enabled,
                 };
                 let limit = refused.and_then(|i| p.limits.get(i).copied());
@@ -326,6 +334,7 @@ struct LlmJob {
     msg: ClaimedInbound,
     text: String,
     merged: Vec<Uuid>,
+    read_through: Option<String>,
     conversation: Option<ConversationState>,
     handoff: Option<Handoff>,
     best: (Option<crate::domain::TrainingItemId>, Option<f64>),
@@ -338,6 +347,7 @@ async fn run_llm_turn(state: AppState, job: LlmJob) {
         text: job.text.clone(),
         conversation: job.conversation.as_ref(),
         merged: job.merged.clone(),
+        read_through: job.read_through.clone(),
         email_enabled: state.email.is_some(),
     };
     let store = state.store.as_ref();
@@ -356,6 +366,16 @@ async fn run_llm_turn(state: AppState, job: LlmJob) {
     }
 }
 
+/// What a turn answers: one message, or a burst of them.
+struct Burst {
+    /// The text answered (a burst's texts joined).
+    text: String,
+    /// The later messages merged into the first.
+    merged: Vec<Uuid>,
+    /// The provider's id of the newest merged message, if any.
+    read_through: Option<String>,
+}
+
 /// The text to answer for `msg`: its own, or, when the tenant merges bursts, its own
 /// and that of the customer's text messages right after it. `None` while the customer
 /// is still typing (the message is left claimed until the burst window has passed).
@@ -364,11 +384,15 @@ async fn gather_burst(
     ctx: &TenantContext,
     msg: &ClaimedInbound,
     now: DateTime<Utc>,
-) -> Result<Option<(String, Vec<Uuid>)>, StoreError> {
+) -> Result<Option<Burst>, StoreError> {
     let own = msg.message.text.clone().unwrap_or_default();
     let window = ctx.settings.burst_window_seconds;
     if window == 0 || !msg.message.kind.is_textual() {
-        return Ok(Some((own, Vec::new())));
+        return Ok(Some(Burst {
+            text: own,
+            merged: Vec::new(),
+            read_through: None,
+        }));
     }
     let later = state
         .store
@@ -390,12 +414,18 @@ async fn gather_burst(
     }
     let mut texts = vec![own];
     let mut merged = Vec::new();
+    let mut read_through = None;
     for m in later.iter().take_while(|m| {
         m.message.kind.is_textual()
             && m.message.kind != crate::domain::message::MessageKind::Reaction
     }) {
         texts.push(m.message.text.clone().unwrap_or_default());
         merged.push(m.id);
+        read_through = Some(m.message.provider_message_id.clone());
     }
-    Ok(Some((texts.join("\n"), merged)))
+    Ok(Some(Burst {
+        text: texts.join("\n"),
+        merged,
+        read_through,
+    }))
 }
