@@ -304,14 +304,7 @@ async fn sent_templates(server: &MockServer) -> Vec<(String, String, String)> {
 }
 
 async fn wait_templates(server: &MockServer, n: usize) -> Vec<(String, String, String)> {
-    for _ in 0..300 {
-        if sent_templates(server).await.len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    sent_templates(server).await
+    wait_for(n, || sent_templates(server)).await
 }
 
 /// No text arrives within a short while (for "the bot stays silent").
@@ -1031,15 +1024,7 @@ async fn a_burst_of_messages_is_answered_once(kind: Db) {
     );
     // One receipt for the burst, on its newest message: Meta marks the earlier ones read
     // with it, so the customer sees blue ticks on all three.
-    let mut receipts = Vec::new();
-    for _ in 0..100 {
-        receipts = read_receipts(&w.meta).await;
-        if !receipts.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(receipts, ["wamid.b3"]);
+    assert_eq!(wait_for_read_receipts(&w.meta, 1).await, ["wamid.b3"]);
 }
 
 on_both_backends!(

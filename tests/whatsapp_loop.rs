@@ -832,15 +832,7 @@ async fn a_slow_read_receipt_does_not_hold_up_the_reply(db: Db) {
     assert_eq!(out.state, "sent");
     assert!(out.provider_message_id.is_some());
     // The receipt goes out all the same, on its own task (received, not yet answered).
-    let mut reads = Vec::new();
-    for _ in 0..100 {
-        reads = read_receipts(&w.meta).await;
-        if !reads.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(reads, ["wamid.IN.slow"]);
+    assert_eq!(wait_for_read_receipts(&w.meta, 1).await, ["wamid.IN.slow"]);
 }
 
 async fn meta_verification_answers_the_challenge_only_with_the_right_token(db: Db) {

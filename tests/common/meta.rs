@@ -113,17 +113,31 @@ pub async fn read_receipts(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-/// Waits (up to 15 s) until `n` texts were sent, then a little longer to catch extras.
-pub async fn wait_for_texts(server: &MockServer, n: usize) -> Vec<Sent> {
+/// Asks `seen` until it holds `n` items (at most 15 s), then once more 300 ms later:
+/// long enough for a duplicate to show up if one were coming.
+pub async fn wait_for<T, F: std::future::Future<Output = Vec<T>>>(
+    n: usize,
+    seen: impl Fn() -> F,
+) -> Vec<T> {
     for _ in 0..300 {
-        if sent_texts(server).await.len() >= n {
+        if seen().await.len() >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Long enough for a duplicate to show up if one were coming.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sent_texts(server).await
+    seen().await
+}
+
+/// Waits until `n` texts were sent, then a little longer to catch extras.
+pub async fn wait_for_texts(server: &MockServer, n: usize) -> Vec<Sent> {
+    wait_for(n, || sent_texts(server)).await
+}
+
+/// Waits until the mock has received `n` read receipts, then a little longer for any
+/// extra one; the message ids marked read.
+pub async fn wait_for_read_receipts(server: &MockServer, n: usize) -> Vec<String> {
+    wait_for(n, || read_receipts(server)).await
 }
 
 /// A webhook body with one text message, shaped like Meta's, sent now.
