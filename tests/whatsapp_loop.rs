@@ -1750,8 +1750,87 @@ async fn a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webh
     );
 }
 
+/// Migration 0011 (SQLite: the message loop's tables rebuilt with their keys id first;
+/// nothing on PostgreSQL) keeps an operator's messages, replies and decisions, per
+/// tenant, on the way up and back down, and the loop answers on the migrated schema.
+async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    for (slug, pnid, from, wamid, text) in [
+        (
+            "acme",
+            A,
+            "15551230001",
+            "wamid.IN.1",
+            "what are your opening hours",
+        ),
+        ("bolt", B, "15551230002", "wamid.IN.2", "Do you deliver?"),
+        ("bolt", B, "15551230003", "wamid.IN.3", "purple elephants"),
+    ] {
+        let r = w
+            .post_signed(slug, &text_webhook(pnid, from, wamid, text))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(wait_for_texts(&w.meta, 3).await.len(), 3);
+    for slug in ["acme", "bolt"] {
+        wait_log(&w, slug, |l| {
+            l.iter()
+                .filter(|m| m.direction == "out")
+                .all(|m| m.state == "sent")
+        })
+        .await;
+    }
+    let World {
+        db,
+        keys,
+        meta,
+        app,
+    } = w;
+    let snapshot = |store: Arc<dyn parley::store::Store>| async move {
+        let mut all = Vec::new();
+        for slug in ["acme", "bolt"] {
+            let t = store.find_tenant_by_slug(slug).await.unwrap().unwrap();
+            all.push((
+                store.list_messages(t.id, 1000).await.unwrap(),
+                store.list_decisions(t.id, 1000).await.unwrap(),
+            ));
+        }
+        all
+    };
+    app.stop().await;
+    let store = db.store().await;
+    let before = snapshot(store.clone()).await;
+    assert_eq!(before[0].0.len(), 2, "acme: one message, one reply");
+    assert_eq!(before[1].0.len(), 4, "bolt: two messages, two replies");
+    assert_eq!(before[1].1.len(), 2, "bolt: two decisions");
+    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 11);
+    assert_eq!(
+        snapshot(store.clone()).await,
+        before,
+        "after reverting 0011"
+    );
+    store.migrate_up().await.unwrap();
+    assert_eq!(snapshot(store.clone()).await, before, "after 0011 again");
+    // The same message again is still a duplicate; a new one is answered.
+    let app = TestApp::spawn(&db, keys, &format!("{}/v25.0", meta.uri())).await;
+    for (wamid, text) in [
+        ("wamid.IN.1", "what are your opening hours"),
+        ("wamid.IN.4", "Do you deliver?"),
+    ] {
+        let r = post_signed_to(&app, "acme", &text_webhook(A, "15551230001", wamid, text)).await;
+        assert_eq!(r.status(), 200);
+    }
+    let sent = wait_for_texts(&meta, 4).await;
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent.iter().filter(|s| s.text == "9-18 (acme)").count(), 1);
+    app.stop().await;
+}
+
 on_both_backends!(
     claims_take_each_customers_oldest_pending_message_only,
+    messages_and_decisions_survive_the_id_first_keys_both_ways,
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
     the_same_webhook_delivered_three_times_gets_one_reply,
     the_same_webhook_delivered_three_times_at_once_gets_one_reply,

@@ -1213,8 +1213,12 @@ macro_rules! impl_message_store {
 
             async fn list_decisions(&self, tenant: TenantId, limit: i64) -> StoreResult<Vec<StoredDecision>> {
                 let rows: Vec<DecisionRow> = sqlx::query_as(
-                    "SELECT inbound_message_id, reason, faq_id, score, detail FROM decisions \
-                     WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2",
+                    // Through the tenant's messages: the decisions' own keys are id first
+                    // (SQLite 0011), so the tenant-led customer index bounds the read.
+                    "SELECT d.inbound_message_id, d.reason, d.faq_id, d.score, d.detail \
+                     FROM inbound_messages m JOIN decisions d \
+                     ON d.inbound_message_id = m.id AND d.tenant_id = m.tenant_id \
+                     WHERE m.tenant_id = $1 ORDER BY d.created_at, d.id LIMIT $2",
                 )
                 .bind(tenant.0)
                 .bind(limit)

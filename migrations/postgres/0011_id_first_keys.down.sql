@@ -1,0 +1,2 @@
+-- 0011 changed nothing on PostgreSQL.
+SELECT 1;
