@@ -83,10 +83,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("opening the database {}", config.database_url))?;
     if config.auto_migrate {
-        store
-            .migrate_up()
-            .await
-            .context("applying database migrations (set PARLEY_AUTO_MIGRATE=false to skip)")?;
+        store::migrate_up_each(store.as_ref(), |m, took| match took {
+            None => {
+                tracing::info!(version = m.version, name = %m.description, "applying a migration")
+            }
+            Some(t) => tracing::info!(
+                version = m.version,
+                seconds = t.as_secs_f64(),
+                "migration applied"
+            ),
+        })
+        .await
+        .context("applying database migrations (set PARLEY_AUTO_MIGRATE=false to skip)")?;
     }
     Ok(store)
 }

@@ -421,11 +421,15 @@ fn migrate_down_reverts_and_up_restores() {
         "{status}"
     );
     let up = parley(dir.path(), &url, None, &["migrate", "up"]);
+    let out = String::from_utf8_lossy(&up.stdout).to_string();
+    // Each migration is named as it starts and timed when done (some take a while).
+    let last = status.lines().last().unwrap();
+    let version = last.split_whitespace().next().unwrap();
     assert!(
-        String::from_utf8_lossy(&up.stdout).contains("applied 1 migration"),
-        "{}",
-        text(&up)
+        out.contains(&format!("applying {version} ")) && out.contains("done in "),
+        "{out}"
     );
+    assert!(out.contains("applied 1 migration"), "{}", text(&up));
 }
 
 #[test]

@@ -31,10 +31,11 @@ pub async fn run(cmd: MigrateCommand, config: Config) -> anyhow::Result<ExitCode
     let store = store::connect(config.database_url.expose()).await?;
     match cmd {
         MigrateCommand::Up => {
-            let before = store.migration_status().await?;
-            let after = store.migrate_up().await?;
-            let n = after.iter().filter(|m| m.applied).count()
-                - before.iter().filter(|m| m.applied).count();
+            let n = store::migrate_up_each(store.as_ref(), |m, took| match took {
+                None => println!("applying {:04} {} ...", m.version, m.description),
+                Some(t) => println!("  done in {:.1} s", t.as_secs_f64()),
+            })
+            .await?;
             println!("applied {n} migration(s); database is at the latest version");
         }
         MigrateCommand::Down => match store.migrate_down().await? {

@@ -53,6 +53,11 @@ macro_rules! impl_store {
                 self.migration_status().await
             }
 
+            async fn migrate_up_to(&self, version: i64) -> StoreResult<()> {
+                Self::migrator().run_to(version, self.write_pool()).await?;
+                Ok(())
+            }
+
             async fn migrate_down(&self) -> StoreResult<Option<MigrationStatus>> {
                 let applied: Vec<MigrationStatus> = self
                     .migration_status()

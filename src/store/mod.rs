@@ -133,6 +133,8 @@ pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + '
 
     // --- migrations ---
     async fn migrate_up(&self) -> StoreResult<Vec<MigrationStatus>>;
+    /// Applies the pending migrations up to and including `version`.
+    async fn migrate_up_to(&self, version: i64) -> StoreResult<()>;
     /// Reverts the last applied migration; `None` if none was applied.
     async fn migrate_down(&self) -> StoreResult<Option<MigrationStatus>>;
     async fn migration_status(&self) -> StoreResult<Vec<MigrationStatus>>;
@@ -208,6 +210,32 @@ pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + '
 }
 
 /// Opens the store named by `url` (`sqlite:` or `postgres:`/`postgresql:`).
+/// Applies the pending migrations one at a time, calling `report` before each (with
+/// `None`) and after it (with the time it took), so that a long one (SQLite rebuilds
+/// tables in some: README, Storage) shows what is happening. Returns how many it
+/// applied.
+pub async fn migrate_up_each(
+    store: &dyn Store,
+    mut report: impl FnMut(&MigrationStatus, Option<std::time::Duration>),
+) -> StoreResult<usize> {
+    let pending: Vec<MigrationStatus> = store
+        .migration_status()
+        .await?
+        .into_iter()
+        .filter(|m| !m.applied)
+        .collect();
+    for m in &pending {
+        report(m, None);
+        let started = std::time::Instant::now();
+        store.migrate_up_to(m.version).await?;
+        report(m, Some(started.elapsed()));
+    }
+    // Nothing left to apply; this checks the applied ones against their files, as a
+    // plain run does.
+    store.migrate_up().await?;
+    Ok(pending.len())
+}
+
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
