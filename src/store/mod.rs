@@ -209,7 +209,6 @@ pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + '
     async fn count_secrets_by_key(&self) -> StoreResult<Vec<(String, i64)>>;
 }
 
-/// Opens the store named by `url` (`sqlite:` or `postgres:`/`postgresql:`).
 /// Applies the pending migrations one at a time, calling `report` before each (with
 /// `None`) and after it (with the time it took), so that a long one (SQLite rebuilds
 /// tables in some: README, Storage) shows what is happening. Returns how many it
@@ -236,6 +235,7 @@ pub async fn migrate_up_each(
     Ok(pending.len())
 }
 
+/// Opens the store named by `url` (`sqlite:` or `postgres:`/`postgresql:`).
 pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
