@@ -4,11 +4,12 @@
 -- tables, plus the decisions' message index and the replies' idempotency keys. The
 -- ids are UUIDv7 (time-ordered) and the idempotency keys end in one ("reply:<id>"),
 -- so with the id first every new entry lands at the end of its index: one leaf a
--- batch, whatever the number of tenants. Lookups name both columns (equalities) and
--- use the key as before; a tenant's rows are still found through the tenant-led
--- indexes (customer, provider id, UNIQUE (tenant_id, channel, customer_id)).
--- SQLite cannot change a key in place, so the four tables are rebuilt (nothing
--- references them; their other indexes are made again as they were).
+-- batch, whatever the number of tenants. Decisions are keyed by their message first,
+-- which serves the lookups by message, so their separate message index goes. Lookups
+-- name the key's columns (equalities) and use it as before; a tenant's rows are found
+-- through the tenant-led indexes (customer, provider id, UNIQUE (tenant_id, channel,
+-- customer_id)). SQLite cannot change a key in place, so the four tables are rebuilt
+-- (nothing references them; their other indexes are made again as they were).
 
 CREATE TABLE inbound_messages_new (
     tenant_id            BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -56,13 +57,12 @@ CREATE TABLE decisions_new (
     score                REAL,
     detail               TEXT,
     created_at           TEXT NOT NULL,
-    PRIMARY KEY (id, tenant_id)
+    PRIMARY KEY (inbound_message_id, tenant_id, id)
 );
 INSERT INTO decisions_new (tenant_id, id, inbound_message_id, conversation_id, reason, faq_id, score, detail, created_at)
 SELECT tenant_id, id, inbound_message_id, conversation_id, reason, faq_id, score, detail, created_at FROM decisions;
 DROP TABLE decisions;
 ALTER TABLE decisions_new RENAME TO decisions;
-CREATE INDEX decisions_message ON decisions (inbound_message_id, tenant_id);
 
 CREATE TABLE outbound_messages_new (
     tenant_id              BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
