@@ -153,8 +153,8 @@ async fn stored_but_not_processed(
     (first, cfg)
 }
 
-/// Posts `body` to `app`'s webhook for `slug`, signed with that tenant's app secret.
-/// Posts `body` to `slug`'s webhook, with `signature` as `X-Hub-Signature-256` if given.
+/// Posts `body` to `app`'s webhook for `slug`, with `signature` as
+/// `X-Hub-Signature-256` if given.
 async fn post_to(
     app: &TestApp,
     slug: &str,
