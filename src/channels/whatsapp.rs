@@ -19,6 +19,7 @@ mod tests;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::Sha256;
 
 // The one place that names the domain types (becomes `crate::domain::message::*`).
@@ -221,13 +222,42 @@ fn contact_for<'c, 'a>(contacts: &'c [Contact<'a>], m: &wire::Message) -> Option
 }
 
 /// The parley view of one `messages[]` item; `None` when it cannot be used.
-fn inbound_message(account: &str, contacts: &[Contact], raw: Value) -> Option<InboundMessage> {
+fn inbound_message(account: &str, contacts: &[Contact], item: &RawValue) -> Option<InboundMessage> {
+    if !item.get().starts_with('{') {
+        return None;
+    }
+    // Read from the item's text, without building its JSON value first. Fails only
+    // for an object with a key twice, which is read as a JSON value instead (the last
+    // of the repeated keys counts).
+    let Ok(m) = serde_json::from_str::<wire::Message>(item.get()) else {
+        let raw: Value = serde_json::from_str(item.get()).ok()?;
+        return message_from_value(account, contacts, raw);
+    };
+    // A plain text message's columns say all its JSON does: the JSON is not kept
+    // (`store::raw_worth_keeping`), so it is not built either (`wire::PlainText`).
+    let plain = m.kind.as_str() == Some("text")
+        && serde_json::from_str::<wire::PlainText>(item.get()).is_ok_and(|p| p.0);
+    let mut message = message_parts(account, contacts, m)?;
+    if !plain {
+        message.raw = serde_json::from_str(item.get()).unwrap_or(Value::Null);
+    }
+    Some(message)
+}
+
+/// `inbound_message` for an item read as a JSON value.
+fn message_from_value(account: &str, contacts: &[Contact], raw: Value) -> Option<InboundMessage> {
     if !raw.is_object() {
         return None;
     }
     // Cannot fail for an object: every wire field accepts any JSON value, and a
     // `Value` has no duplicate keys.
     let m = wire::Message::deserialize(&raw).ok()?;
+    let message = message_parts(account, contacts, m)?;
+    Some(InboundMessage { raw, ..message })
+}
+
+/// A message's parts, without its JSON (`raw` is null).
+fn message_parts(account: &str, contacts: &[Contact], m: wire::Message) -> Option<InboundMessage> {
     let provider_message_id = m.id.owned()?;
     let contact = contact_for(contacts, &m);
     let customer_user_id = m
@@ -296,8 +326,6 @@ fn inbound_message(account: &str, contacts: &[Contact], raw: Value) -> Option<In
         _ => context_id,
     };
     let timestamp = m.timestamp.0.unwrap_or(0);
-    // End the borrow of `raw` before moving it into the message.
-    drop(m);
     Some(InboundMessage {
         provider_message_id,
         provider_account_id: account.to_owned(),
@@ -311,7 +339,7 @@ fn inbound_message(account: &str, contacts: &[Contact], raw: Value) -> Option<In
         reply_id,
         media,
         context_message_id,
-        raw,
+        raw: Value::Null,
     })
 }
 

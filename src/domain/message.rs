@@ -108,9 +108,14 @@ pub struct InboundMessage {
     pub media: Option<Media>,
     /// The message this one replies to or reacts to.
     pub context_message_id: Option<String>,
-    /// The provider's JSON for this message, kept whole so nothing is ever dropped.
+    /// The provider's JSON for this message, kept whole so nothing is ever dropped;
+    /// null for a plain text message (only `PLAIN_TEXT_KEYS`, a `text` of only its
+    /// body), whose columns say all of it.
     pub raw: serde_json::Value,
 }
+
+/// The keys of a plain text message's provider JSON (WhatsApp's `messages[]` item).
+pub const PLAIN_TEXT_KEYS: [&str; 6] = ["from", "from_user_id", "id", "timestamp", "type", "text"];
 
 /// Delivery state of a message we sent, in the order it can only move forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -655,15 +655,18 @@ pub(super) async fn take_in_turn<S: MessageStore + ?Sized>(
 }
 
 /// Whether a message's provider JSON says more than its columns. A plain text message
-/// (sender, id, time, body) does not, and is stored without it; anything else (media,
-/// replies, ad referrals, forwarded flags, unknown types) keeps its JSON whole.
+/// (sender, id, time, a `text` object of only its body) does not, and is stored without
+/// it; anything else (media, replies, ad referrals, forwarded flags, a text that is not
+/// an object, unknown types) keeps its JSON whole.
+/// A plain text message parsed from a webhook comes with its JSON null already.
 pub fn raw_worth_keeping(m: &InboundMessage) -> bool {
-    const PLAIN: [&str; 6] = ["from", "from_user_id", "id", "timestamp", "type", "text"];
+    use crate::domain::message::{MessageKind, PLAIN_TEXT_KEYS};
     match (&m.kind, m.raw.as_object()) {
-        (crate::domain::message::MessageKind::Text, Some(obj)) => {
-            !obj.keys().all(|k| PLAIN.contains(&k.as_str()))
-                || m.raw["text"].as_object().is_some_and(|t| t.len() > 1)
+        (MessageKind::Text, Some(obj)) => {
+            !obj.keys().all(|k| PLAIN_TEXT_KEYS.contains(&k.as_str()))
+                || m.raw["text"].as_object().is_none_or(|t| t.len() > 1)
         }
+        (MessageKind::Text, None) => !m.raw.is_null(),
         _ => true,
     }
 }

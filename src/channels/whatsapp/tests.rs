@@ -236,11 +236,8 @@ fn a_text_message_decodes_escaped_accents_and_keeps_its_raw_json() {
         (m.reply_id, m.media, m.context_message_id),
         (None, None, None)
     );
-    assert_eq!(m.raw["id"], "wamid.RkFLRS5JTi4wMDAxLjE1NTUxMjMwMDAx");
-    assert_eq!(
-        m.raw["text"]["body"],
-        "Hola, ¿abren el sábado? What are your opening hours?"
-    );
+    // A plain text message's JSON says nothing its parts do not: not kept.
+    assert_eq!(m.raw, Value::Null);
 }
 
 #[test]
@@ -1138,4 +1135,52 @@ fn replacing_any_value_with_another_json_type_never_fails_the_batch() {
             }
         }
     }
+}
+
+#[test]
+fn a_message_keeps_its_json_exactly_when_the_store_would_keep_it() {
+    use crate::store::messages::raw_worth_keeping;
+    let items = [
+        r#"{"from":"15551230001","id":"wamid.A","timestamp":"1","type":"text","text":{"body":"plain"}}"#,
+        r#"{"from":"15551230001","from_user_id":"US.1","id":"wamid.B","timestamp":"1","type":"text","text":{"body":"plain, with a user id"}}"#,
+        r#"{"from":"15551230001","id":"wamid.C","timestamp":"1","type":"text","text":{"body":"forwarded"},"context":{"forwarded":true}}"#,
+        r#"{"from":"15551230001","id":"wamid.D","timestamp":"1","type":"text","text":{"body":"link","preview_url":true}}"#,
+        r#"{"from":"15551230001","id":"wamid.E","timestamp":"1","type":"text","text":"a string"}"#,
+        r#"{"from":"15551230001","id":"wamid.F","timestamp":"1","type":"text"}"#,
+        r#"{"from":"15551230001","id":"wamid.G","timestamp":"1","type":"text","text":{"body":"from an ad"},"referral":{"source_type":"ad"}}"#,
+        r#"{"from":"15551230001","id":"wamid.H","timestamp":"1","type":"image","image":{"id":"m1"}}"#,
+        r#"{"from":"15551230001","id":"wamid.I","timestamp":"1","type":"text","text":{"body":"escaped \u00e9 key"},"te\u0078t2":1}"#,
+    ];
+    for item in items {
+        let m = only_message(webhook(&format!(r#","messages":[{item}]"#)).as_bytes());
+        let json: Value = serde_json::from_str(item).unwrap();
+        let kept = raw_worth_keeping(&InboundMessage {
+            raw: json.clone(),
+            ..m.clone()
+        });
+        assert_eq!(m.raw, if kept { json } else { Value::Null }, "{item}");
+    }
+    // Only the first two are plain.
+    let plain = items
+        .iter()
+        .filter(|i| {
+            only_message(webhook(&format!(r#","messages":[{i}]"#)).as_bytes())
+                .raw
+                .is_null()
+        })
+        .count();
+    assert_eq!(plain, 2);
+}
+
+#[test]
+fn a_message_with_a_key_twice_is_read_with_the_last_one() {
+    let m = only_message(
+        webhook(
+            r#","messages":[{"from":"15551230001","id":"wamid.first","id":"wamid.last","timestamp":"1","type":"text","text":{"body":"twice"}}]"#,
+        )
+        .as_bytes(),
+    );
+    assert_eq!(m.provider_message_id, "wamid.last");
+    assert_eq!(m.text.as_deref(), Some("twice"));
+    assert_eq!(m.raw["id"], "wamid.last");
 }

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use crate::domain::message::PLAIN_TEXT_KEYS;
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -245,8 +246,10 @@ pub(super) struct ChangeValue<'a> {
     pub metadata: Obj<Metadata<'a>>,
     #[serde(borrow)]
     pub contacts: List<Obj<Contact<'a>>>,
-    /// Kept as JSON values: each becomes `InboundMessage::raw` whole.
-    pub messages: List<serde_json::Value>,
+    /// Kept as their JSON text: each is read into its parts, and becomes
+    /// `InboundMessage::raw` whole unless it is a plain text message (`PlainText`).
+    #[serde(borrow)]
+    pub messages: List<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     pub statuses: List<Obj<Status<'a>>>,
     #[serde(borrow)]
@@ -342,6 +345,63 @@ pub(super) struct Echo<'a> {
 
 // ---------------------------------------------------------------------------------
 // One inbound message, read from its `serde_json::Value` (so strings borrow from it).
+
+/// Whether a `messages[]` item says nothing beyond a plain text message's columns:
+/// only the keys `PLAIN_TEXT_KEYS`, with a `text` object of at most its `body`. Read
+/// without building the item's JSON value; `store::raw_worth_keeping` makes the same
+/// call on a built one.
+#[derive(Debug, Default)]
+pub(super) struct PlainText(pub bool);
+
+impl<'de> Deserialize<'de> for PlainText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// How many entries a value has, when it is an object.
+        #[derive(Default)]
+        struct Entries(Option<usize>);
+        impl<'de> Deserialize<'de> for Entries {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Entries;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                        let mut n = 0;
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                            n += 1;
+                        }
+                        Ok(Entries(Some(n)))
+                    }
+                    absent_for!(bool unit i64 u64 f64 str seq);
+                }
+                d.deserialize_any(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PlainText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PlainText, A::Error> {
+                let (mut known_keys, mut plain_text) = (true, false);
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    let key = key.0.unwrap_or_default();
+                    if key == "text" {
+                        plain_text = matches!(map.next_value::<Entries>()?.0, Some(0 | 1));
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                        known_keys &= PLAIN_TEXT_KEYS.contains(&key.as_ref());
+                    }
+                }
+                Ok(PlainText(known_keys && plain_text))
+            }
+            absent_for!(bool unit i64 u64 f64 str seq);
+        }
+        d.deserialize_any(V)
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
