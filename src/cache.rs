@@ -182,6 +182,10 @@ impl TenantCache {
 
     /// The context of tenant `id`; concurrent callers share one load.
     pub async fn get(&self, id: TenantId) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
+        // A hit (nearly every call) is read without setting up a load.
+        if let Some(ctx) = self.by_id.get(&id).await {
+            return Ok(Some(ctx));
+        }
         let store = self.store.clone();
         let keys = self.keys.clone();
         let loaded = self
@@ -210,12 +214,9 @@ impl TenantCache {
         let lookup = self
             .store
             .find_tenant_by_channel_account(channel, provider_account_id);
-        self.get_indexed(
-            &self.routes,
-            (channel, provider_account_id.to_string()),
-            lookup,
-        )
-        .await
+        let key = (channel, provider_account_id.to_string());
+        self.get_indexed(&self.routes, &key, || key.clone(), lookup)
+            .await
     }
 
     /// The context of the tenant with this slug (webhook paths name tenants by slug).
@@ -224,27 +225,30 @@ impl TenantCache {
         slug: &str,
     ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>> {
         let lookup = async { Ok(self.store.find_tenant_by_slug(slug).await?.map(|t| t.id)) };
-        self.get_indexed(&self.slugs, slug.to_string(), lookup)
+        self.get_indexed(&self.slugs, slug, || slug.to_string(), lookup)
             .await
     }
 
     /// Finds a tenant id through `index`, asking the store (`lookup`, only awaited on a
     /// miss) when it is not cached, then returns that tenant's context.
-    async fn get_indexed<K>(
+    /// `key` is looked up as it is and made owned (`owned`) only to be inserted.
+    async fn get_indexed<K, Q>(
         &self,
         index: &Cache<K, TenantId>,
-        key: K,
+        key: &Q,
+        owned: impl FnOnce() -> K,
         lookup: impl std::future::Future<Output = Result<Option<TenantId>, StoreError>>,
     ) -> Result<Option<Arc<TenantContext>>, Arc<ContextError>>
     where
-        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        K: std::hash::Hash + Eq + Send + Sync + 'static + std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
     {
-        let id = match index.get(&key).await {
+        let id = match index.get(key).await {
             Some(id) => id,
             None => {
                 let found = lookup.await.map_err(|e| Arc::new(ContextError::Store(e)))?;
                 let Some(id) = found else { return Ok(None) };
-                index.insert(key, id).await;
+                index.insert(owned(), id).await;
                 id
             }
         };
