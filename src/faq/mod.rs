@@ -226,7 +226,11 @@ impl<Id: Copy + Eq + Hash> FaqIndex<Id> {
 
     /// The most likely entry for `query`, or `None` when no entry shares a word with it.
     pub fn best(&self, query: &str) -> Option<Match<Id>> {
-        let words = normalize::words(query);
+        self.best_of_words(normalize::words(query))
+    }
+
+    /// `best` for a query already split into its words (`normalize::words`).
+    pub fn best_of_words(&self, words: Vec<String>) -> Option<Match<Id>> {
         if let Some(&text) = self.exact.get(&words.join(" ")) {
             return Some(self.to_match(&Scored {
                 doc: self.text_doc[text],

@@ -46,7 +46,12 @@ impl FaqSet {
 
     /// The best match for `text`, whatever its confidence.
     pub fn best(&self, text: &str) -> Option<FaqHit<'_>> {
-        let m = self.index.best(text)?;
+        self.best_of_words(super::normalize::words(text))
+    }
+
+    /// `best` for a text already split into its words (`normalize::words`).
+    pub fn best_of_words(&self, words: Vec<String>) -> Option<FaqHit<'_>> {
+        let m = self.index.best_of_words(words)?;
         Some(FaqHit {
             item: &self.items[m.id],
             confidence: m.confidence,

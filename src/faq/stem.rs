@@ -61,9 +61,13 @@ pub fn stem(word: &str) -> String {
         step_4(&mut w, p2);
         step_5(&mut w, p1, p2);
     }
-    w.iter()
-        .map(|&b| if b == b'Y' { 'y' } else { b as char })
-        .collect()
+    for b in &mut w {
+        if *b == b'Y' {
+            *b = b'y';
+        }
+    }
+    // ASCII lowercase letters in, ASCII out: never lossy.
+    String::from_utf8(w).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn is_vowel(c: u8) -> bool {

@@ -74,9 +74,10 @@ fn keyword_stems(category: &str) -> &'static [Vec<String>] {
         .map_or(&[], |(_, phrases)| phrases.as_slice())
 }
 
-/// The first of `categories` (in the tenant's order) that `text` names, if any.
-pub fn detect<'a>(text: &str, categories: &'a [String]) -> Option<&'a str> {
-    let said = stems(text);
+/// The first of `categories` (in the tenant's order) that a text names, if any, from
+/// the text's words (`normalize::words`).
+pub fn detect_words<'a>(words: &[String], categories: &'a [String]) -> Option<&'a str> {
+    let said: Vec<String> = words.iter().map(|w| stem(w)).collect();
     if said.is_empty() {
         return None;
     }
@@ -93,6 +94,10 @@ pub fn detect<'a>(text: &str, categories: &'a [String]) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn detect<'a>(text: &str, categories: &'a [String]) -> Option<&'a str> {
+        detect_words(&words(text), categories)
+    }
 
     fn defaults() -> Vec<String> {
         crate::domain::default_escalation_categories()

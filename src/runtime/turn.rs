@@ -134,10 +134,12 @@ pub fn gate(
     if text.is_empty() {
         return step(Outcome::no_reply("empty_text"));
     }
-    if let Some(category) = escalation::detect(text, &s.escalation_categories) {
+    // Split once, for both the keywords and the FAQs.
+    let words = crate::faq::normalize::words(text);
+    if let Some(category) = escalation::detect_words(&words, &s.escalation_categories) {
         return step(Outcome::escalated(category).with_detail(json!({ "by": "keywords" })));
     }
-    let best = ctx.faq.best(text);
+    let best = ctx.faq.best_of_words(words);
     if let Some(hit) = &best
         && hit.confidence >= s.confidence_threshold
     {
