@@ -117,7 +117,7 @@ async fn graph_over_tls(alpn: &[&[u8]]) -> (u16, Arc<Mutex<Vec<Seen>>>) {
     (port, seen)
 }
 
-fn reply() -> Value {
+fn reply() -> whatsapp::GraphBody {
     whatsapp::text_message_body("16505551234", false, "We open at nine.", None)
 }
 
@@ -152,7 +152,7 @@ async fn a_reply_goes_over_tls_by_http2_when_the_server_offers_it() {
         );
         assert_eq!(s.content_type.as_deref(), Some("application/json"));
     }
-    assert_eq!(seen[0].body, reply());
+    assert_eq!(seen[0].body, reply().json());
     assert_eq!(
         seen[1].body,
         json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.inbound-1"})

@@ -29,8 +29,8 @@ use wire::Contact;
 
 pub use http::{BadBase, GraphClient, check_base, check_system_roots};
 pub use send::{
-    SendError, classify_error, mark_read_body, parse_send_response, template_message_body,
-    text_message_body,
+    GraphBody, SendError, classify_error, mark_read_body, parse_send_response,
+    template_message_body, text_message_body,
 };
 
 /// The only `object` Meta sends for WhatsApp Business Account webhooks.

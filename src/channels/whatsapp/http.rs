@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::GraphBody;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,7 +23,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
 use super::{SendError, classify_error, parse_send_response};
 use crate::domain::message::SendFailure;
@@ -151,7 +151,7 @@ impl GraphClient {
         &self,
         phone_number_id: &str,
         token: &SecretString,
-        body: &Value,
+        body: &GraphBody,
     ) -> Result<String, SendError> {
         let (status, bytes) = self.post(phone_number_id, token, body).await?;
         if (200..300).contains(&status)
@@ -182,10 +182,10 @@ impl GraphClient {
         &self,
         phone_number_id: &str,
         token: &SecretString,
-        body: &Value,
+        body: &GraphBody,
     ) -> Result<(u16, Bytes), SendError> {
         let address = messages_address(&self.base, phone_number_id);
-        let body = Bytes::from(serde_json::to_vec(body).expect("a JSON value serializes"));
+        let body = body.0.clone();
         let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
             .map_err(|_| SendError {
                 class: SendFailure::Permanent,

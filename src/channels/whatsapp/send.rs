@@ -2,6 +2,10 @@
 //! (text, template, mark-as-read), reading the send response, and classifying Graph
 //! errors into parley's retry policy (channels.md 1.8 and 1.10).
 
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 // Domain types come through the parent's single `use` of the message module.
@@ -41,19 +45,72 @@ fn e164(to: &str) -> String {
 
 /// `text` cut to Meta's 4096-character limit (counted in chars, cut on a char
 /// boundary), ending with "…" when cut.
-fn truncate_text(text: &str) -> String {
+fn truncate_text(text: &str) -> Cow<'_, str> {
     // One pass: find where char 4096 starts; the text fits if nothing follows it.
     let Some((cut, _)) = text.char_indices().nth(TEXT_LIMIT - 1) else {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     };
     if text[cut..].chars().nth(1).is_none() {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     // Keep 4095 chars and spend the last one on the ellipsis.
     let mut s = String::with_capacity(cut + ELLIPSIS.len_utf8());
     s.push_str(&text[..cut]);
     s.push(ELLIPSIS);
-    s
+    Cow::Owned(s)
+}
+
+/// A request body for `POST /{phone_number_id}/messages`, serialized once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphBody(pub Bytes);
+
+impl GraphBody {
+    fn of<T: Serialize>(body: &T) -> Self {
+        // Strings and maps of strings: serializing them cannot fail.
+        Self(Bytes::from(serde_json::to_vec(body).unwrap_or_default()))
+    }
+
+    /// The body as a JSON value.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// A text reply's fields, in the order Meta's reference request has them.
+#[derive(Serialize)]
+struct TextMessage<'a> {
+    messaging_product: &'static str,
+    recipient_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: TextPart<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_opaque_callback_data: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TextPart<'a> {
+    body: Cow<'a, str>,
+    preview_url: bool,
+}
+
+#[derive(Serialize)]
+struct MarkRead<'a> {
+    messaging_product: &'static str,
+    status: &'static str,
+    message_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typing_indicator: Option<Typing>,
+}
+
+#[derive(Serialize)]
+struct Typing {
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 fn base_body(to: &str, to_is_user_id: bool, kind: &str) -> serde_json::Map<String, Value> {
@@ -84,32 +141,34 @@ pub fn text_message_body(
     to_is_user_id: bool,
     text: &str,
     callback_data: Option<&str>,
-) -> Value {
-    let mut body = base_body(to, to_is_user_id, "text");
-    body.insert(
-        "text".into(),
-        json!({ "body": truncate_text(text), "preview_url": false }),
-    );
-    if let Some(data) = callback_data {
-        body.insert("biz_opaque_callback_data".into(), Value::from(data));
-    }
-    Value::Object(body)
+) -> GraphBody {
+    // Written straight from its fields (no JSON value built first): one of these goes
+    // out for every reply.
+    GraphBody::of(&TextMessage {
+        messaging_product: "whatsapp",
+        recipient_type: "individual",
+        to: (!to_is_user_id).then(|| e164(to)),
+        recipient: to_is_user_id.then_some(to),
+        kind: "text",
+        text: TextPart {
+            body: truncate_text(text),
+            preview_url: false,
+        },
+        biz_opaque_callback_data: callback_data,
+    })
 }
 
 /// Mark-as-read body (channels.md 1.8), optionally with the typing indicator.
 ///
 /// The typing indicator shows for up to 25 s or until the reply is sent; only ask for
 /// it when a reply will follow.
-pub fn mark_read_body(message_id: &str, typing: bool) -> Value {
-    let mut body = json!({
-        "messaging_product": "whatsapp",
-        "status": "read",
-        "message_id": message_id,
-    });
-    if typing {
-        body["typing_indicator"] = json!({ "type": "text" });
-    }
-    body
+pub fn mark_read_body(message_id: &str, typing: bool) -> GraphBody {
+    GraphBody::of(&MarkRead {
+        messaging_product: "whatsapp",
+        status: "read",
+        message_id,
+        typing_indicator: typing.then_some(Typing { kind: "text" }),
+    })
 }
 
 /// Template message body (shape of `fixtures/meta_send_template_request.json`) with
@@ -123,7 +182,7 @@ pub fn template_message_body(
     name: &str,
     language: &str,
     body_params: &[String],
-) -> Value {
+) -> GraphBody {
     let mut template = json!({ "name": name, "language": { "code": language } });
     if !body_params.is_empty() {
         let parameters: Vec<Value> = body_params
@@ -134,7 +193,7 @@ pub fn template_message_body(
     }
     let mut body = base_body(to, to_is_user_id, "template");
     body.insert("template".into(), template);
-    Value::Object(body)
+    GraphBody::of(&body)
 }
 
 /// `messages[0].id` from a success response.

@@ -804,18 +804,18 @@ fn a_text_reply_matches_the_reference_request() {
     let expected: Value = serde_json::from_slice(fixture!("meta_send_text_request.json")).unwrap();
     let text = expected["text"]["body"].as_str().unwrap();
     assert_eq!(
-        text_message_body("15551230001", false, text, None),
+        text_message_body("15551230001", false, text, None).json(),
         expected
     );
 }
 
 #[test]
 fn the_recipient_is_formatted_for_meta() {
-    let to = |id: &str| text_message_body(id, false, "x", None)["to"].clone();
+    let to = |id: &str| text_message_body(id, false, "x", None).json()["to"].clone();
     assert_eq!(to("15551230001"), "+15551230001");
     assert_eq!(to("+15551230001"), "+15551230001");
     assert_eq!(to("5511 9999"), "5511 9999"); // not all digits: left alone
-    let b = text_message_body("US.13491208655302741918", true, "x", None);
+    let b = text_message_body("US.13491208655302741918", true, "x", None).json();
     assert_eq!(b["recipient"], "US.13491208655302741918");
     assert!(b.get("to").is_none());
     assert_eq!(b["recipient_type"], "individual");
@@ -823,10 +823,11 @@ fn the_recipient_is_formatted_for_meta() {
 
 #[test]
 fn callback_data_is_sent_as_biz_opaque_callback_data() {
-    let b = text_message_body("15551230001", false, "hi", Some("tenant-a:out-0001"));
+    let b = text_message_body("15551230001", false, "hi", Some("tenant-a:out-0001")).json();
     assert_eq!(b["biz_opaque_callback_data"], "tenant-a:out-0001");
     assert!(
         text_message_body("15551230001", false, "hi", None)
+            .json()
             .get("biz_opaque_callback_data")
             .is_none()
     );
@@ -835,7 +836,7 @@ fn callback_data_is_sent_as_biz_opaque_callback_data() {
 #[test]
 fn long_texts_are_cut_to_4096_characters_on_a_char_boundary() {
     let body_of = |t: &str| {
-        text_message_body("1", false, t, None)["text"]["body"]
+        text_message_body("1", false, t, None).json()["text"]["body"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -862,8 +863,8 @@ fn mark_read_bodies_match_the_reference_request() {
     let expected: Value =
         serde_json::from_slice(fixture!("meta_mark_read_typing_request.json")).unwrap();
     let id = "wamid.RkFLRS5JTi4wMDAxLjE1NTUxMjMwMDAx";
-    assert_eq!(mark_read_body(id, true), expected);
-    let plain = mark_read_body(id, false);
+    assert_eq!(mark_read_body(id, true).json(), expected);
+    let plain = mark_read_body(id, false).json();
     assert!(plain.get("typing_indicator").is_none());
     assert_eq!(
         (plain["status"].as_str(), plain["message_id"].as_str()),
@@ -876,7 +877,7 @@ fn a_template_body_matches_the_reference_request() {
     let reference: Value =
         serde_json::from_slice(fixture!("meta_send_template_request.json")).unwrap();
     let params = ["Ben".to_owned(), "A-1001".to_owned()];
-    let b = template_message_body("15551230002", false, "order_update_v1", "en_US", &params);
+    let b = template_message_body("15551230002", false, "order_update_v1", "en_US", &params).json();
     for key in ["messaging_product", "recipient_type", "to", "type"] {
         assert_eq!(b[key], reference[key], "{key}");
     }
@@ -887,7 +888,7 @@ fn a_template_body_matches_the_reference_request() {
         b["template"]["components"],
         Value::Array(vec![reference["template"]["components"][0].clone()])
     );
-    let bare = template_message_body("US.1", true, "hello_world", "en", &[]);
+    let bare = template_message_body("US.1", true, "hello_world", "en", &[]).json();
     assert!(bare["template"].get("components").is_none());
     assert_eq!(bare["recipient"], "US.1");
 }
