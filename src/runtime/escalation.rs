@@ -50,7 +50,11 @@ fn keywords(category: &str) -> &'static [&'static str] {
 }
 
 fn stems(text: &str) -> Vec<String> {
-    words(text).iter().map(|w| stem(w)).collect()
+    stems_of(&words(text))
+}
+
+fn stems_of(words: &[String]) -> Vec<String> {
+    words.iter().map(|w| stem(w)).collect()
 }
 
 fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
@@ -77,7 +81,7 @@ fn keyword_stems(category: &str) -> &'static [Vec<String>] {
 /// The first of `categories` (in the tenant's order) that a text names, if any, from
 /// the text's words (`normalize::words`).
 pub fn detect_words<'a>(words: &[String], categories: &'a [String]) -> Option<&'a str> {
-    let said: Vec<String> = words.iter().map(|w| stem(w)).collect();
+    let said = stems_of(words);
     if said.is_empty() {
         return None;
     }

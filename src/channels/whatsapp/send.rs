@@ -16,20 +16,6 @@ const TEXT_LIMIT: usize = 4096;
 /// What a cut text ends with (one character).
 const ELLIPSIS: char = '…';
 
-/// The addressing fields of a send: `to` for a phone number / WhatsApp id, or
-/// `recipient` for a business-scoped user id.
-///
-/// `recipient` is Meta's BSUID field per third-party copies of the 2026 docs (the
-/// bench mock accepts it too); `to` takes precedence when both are sent, so only one
-/// is ever set.
-fn address(body: &mut serde_json::Map<String, Value>, to: &str, to_is_user_id: bool) {
-    if to_is_user_id {
-        body.insert("recipient".into(), Value::from(to));
-    } else {
-        body.insert("to".into(), Value::String(e164(to)));
-    }
-}
-
 /// Without a '+', Meta prepends the business number's country code and the message can
 /// reach the wrong person (channels.md 1.8), so all-digit ids get one.
 fn e164(to: &str) -> String {
@@ -76,9 +62,10 @@ impl GraphBody {
     }
 }
 
-/// A text reply's fields, in the order Meta's reference request has them.
+/// A message send's fields, in the order Meta's reference requests have them; one of
+/// `text` and `template` is set, as `kind` says.
 #[derive(Serialize)]
-struct TextMessage<'a> {
+struct Outgoing<'a> {
     messaging_product: &'static str,
     recipient_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,9 +74,33 @@ struct TextMessage<'a> {
     recipient: Option<&'a str>,
     #[serde(rename = "type")]
     kind: &'static str,
-    text: TextPart<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<TextPart<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     biz_opaque_callback_data: Option<&'a str>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A `kind` message to `to`, its content still to be set.
+    ///
+    /// The addressing: `to` for a phone number / WhatsApp id, or `recipient` for a
+    /// business-scoped user id. `recipient` is Meta's BSUID field per third-party copies
+    /// of the 2026 docs (the bench mock accepts it too); `to` takes precedence when both
+    /// are sent, so only one is ever set.
+    fn to(to: &'a str, to_is_user_id: bool, kind: &'static str) -> Self {
+        Self {
+            messaging_product: "whatsapp",
+            recipient_type: "individual",
+            to: (!to_is_user_id).then(|| e164(to)),
+            recipient: to_is_user_id.then_some(to),
+            kind,
+            text: None,
+            template: None,
+            biz_opaque_callback_data: None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -111,15 +122,6 @@ struct MarkRead<'a> {
 struct Typing {
     #[serde(rename = "type")]
     kind: &'static str,
-}
-
-fn base_body(to: &str, to_is_user_id: bool, kind: &str) -> serde_json::Map<String, Value> {
-    let mut body = serde_json::Map::new();
-    body.insert("messaging_product".into(), Value::from("whatsapp"));
-    body.insert("recipient_type".into(), Value::from("individual"));
-    address(&mut body, to, to_is_user_id);
-    body.insert("type".into(), Value::from(kind));
-    body
 }
 
 /// Request body for a text reply (shape of `fixtures/meta_send_text_request.json`):
@@ -144,17 +146,13 @@ pub fn text_message_body(
 ) -> GraphBody {
     // Written straight from its fields (no JSON value built first): one of these goes
     // out for every reply.
-    GraphBody::of(&TextMessage {
-        messaging_product: "whatsapp",
-        recipient_type: "individual",
-        to: (!to_is_user_id).then(|| e164(to)),
-        recipient: to_is_user_id.then_some(to),
-        kind: "text",
-        text: TextPart {
+    GraphBody::of(&Outgoing {
+        text: Some(TextPart {
             body: truncate_text(text),
             preview_url: false,
-        },
+        }),
         biz_opaque_callback_data: callback_data,
+        ..Outgoing::to(to, to_is_user_id, "text")
     })
 }
 
@@ -191,9 +189,10 @@ pub fn template_message_body(
             .collect();
         template["components"] = json!([{ "type": "body", "parameters": parameters }]);
     }
-    let mut body = base_body(to, to_is_user_id, "template");
-    body.insert("template".into(), template);
-    GraphBody::of(&body)
+    GraphBody::of(&Outgoing {
+        template: Some(template),
+        ..Outgoing::to(to, to_is_user_id, "template")
+    })
 }
 
 /// `messages[0].id` from a success response.
