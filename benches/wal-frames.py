@@ -14,7 +14,7 @@ while the log filled), frames per message too.
 
 Run 36 used it to find that each index keyed by (tenant_id, ...) writes 50-90 pages a
 storing commit with 20 tenants: every tenant's insertion point in the middle of the
-index overflows its leaf and SQLite rebalances it with its siblings (README, Benchmark).
+index overflows its leaf and SQLite rebalances it with its siblings (benches/HISTORY.md, run 36).
 """
 
 import collections

@@ -234,7 +234,7 @@ impl Config {
         let poll_interval = Duration::from_millis(number("PARLEY_POLL_INTERVAL_MS", 500)?.max(10));
         // SQLite's one writer gains most from larger transactions (every commit writes
         // each page it touched). On PostgreSQL, where the server is the limit, 20 ms
-        // held its per-tenant usage rows too long (README, Benchmark, run 15); since the
+        // held its per-tenant usage rows too long (benches/HISTORY.md, run 15); since the
         // wait counts from the first request's arrival and a message is decided in the
         // transaction that stores it, 10 ms took the server's CPU at 2000 msg/s from
         // ~1.3 cores to ~0.9 against 3 ms (run 34).

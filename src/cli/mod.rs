@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
     // One runtime thread per core (tokio's default; `TOKIO_WORKER_THREADS` overrides).
     // It used to be at least 4, while SQLite writes ran on runtime threads; with the
     // writer on a thread of its own, 2 on 2 cores spend ~4 % less CPU per message
-    // (README, Benchmark): fewer threads to switch between.
+    // (benches/HISTORY.md, run 14): fewer threads to switch between.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -61,7 +61,7 @@ fn gather_wal_writes() -> anyhow::Result<bool> {
 /// there in one piece while the caller's task waits; the runtime threads carry on
 /// meanwhile. A dedicated thread rather than a runtime thread: the writer is the one
 /// serial resource of a SQLite deployment, and on a busy machine a runtime thread
-/// holding it was descheduled for a third of the time it held it (README, Benchmark).
+/// holding it was descheduled for a third of the time it held it (benches/HISTORY.md, runs 9–11).
 pub struct HotWriter {
     jobs: std::sync::mpsc::Sender<Job>,
 }

@@ -172,7 +172,7 @@ struct Stage {
 /// that fell due and expired leases). A batch that was not full took all there was, so
 /// the next claim waits for news too: claiming again at once found nothing nearly
 /// every time at light load, one statement in fifteen of a message's on PostgreSQL
-/// (README, Benchmark, run 28). Work stored meanwhile has woken the stage (a wake-up
+/// (benches/HISTORY.md, run 28). Work stored meanwhile has woken the stage (a wake-up
 /// is kept until the claimer waits for it), so none waits for the poll.
 ///
 /// One claimer instead of one claiming loop per slot: several loops each claimed
@@ -184,7 +184,7 @@ struct Stage {
 /// while messages keep coming each transaction carries more of them. On SQLite, where
 /// every commit writes each page it touched to the write-ahead log, this took the
 /// writer from ~2 to ~12 messages a transaction at 3000 msg/s and the CPU per message
-/// down by a quarter (README, Benchmark). The first message after a quiet spell is
+/// down by a quarter (benches/HISTORY.md, runs 9–11). The first message after a quiet spell is
 /// taken at once. On `stop`, it waits for the batches in
 /// work to be written.
 async fn staged_loop<S, T, C, CF, P, PF>(
@@ -332,7 +332,7 @@ pub const QUEUE_ANALYZE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often SQLite's write-ahead log is checkpointed beside the writer. Often enough
 /// that the writer's own automatic checkpoint (copying and syncing in the middle of the
 /// message loop) seldom comes due: at 14,000 messages a second the log grows by some
-/// 100,000 pages a second (README, Benchmark, run 33).
+/// 100,000 pages a second (benches/HISTORY.md, run 33).
 pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Keeps claims fast on PostgreSQL: every processed message leaves dead index entries

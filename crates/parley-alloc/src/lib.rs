@@ -5,7 +5,7 @@
 //! allocations faults it back in, zeroed by the kernel. A server under steady load
 //! frees and reuses the same few megabytes all the time, so it pays for that round
 //! trip over and over: at 9000 msg/s on a 2-core machine, parley spent ~10 % less CPU
-//! a message with purging off in most alternating runs (README, Benchmark, run 39).
+//! a message with purging off in most alternating runs (benches/HISTORY.md, run 39).
 //! The price is that the process keeps the memory of its busiest moment (tens of MiB,
 //! bounded by parley's queues) rather than shrinking back after it.
 //!

@@ -6,7 +6,7 @@
 //! a message were a third of parley's CPU under load, and going around reqwest's
 //! per-request layers over the same hyper client (its redirect layer and the
 //! response's address each parse the URL again, a retry layer, boxed bodies) saved
-//! ~12 µs a call at 6500 msg/s (README, Benchmark, run 31).
+//! ~12 µs a call at 6500 msg/s (benches/HISTORY.md, run 31).
 //! Only when an `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (less `NO_PROXY`) applies to the
 //! Graph API's address do calls go through reqwest, which speaks to proxies.
 
