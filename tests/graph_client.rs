@@ -231,3 +231,289 @@ fn a_base_that_is_no_http_address_is_refused() {
         assert!(GraphClient::new(bad, 8).is_err(), "{bad:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Read receipts in bulk (`GraphClient::mark_read_all`): pipelined on shared HTTP/1.1
+// connections to a plain-HTTP base, through the pool to an HTTPS one.
+
+/// A batch's receipts as the sender makes them: `(phone number id, token, message id)`.
+fn receipts<'a>(batch: &'a [(String, SecretString, String)]) -> Vec<whatsapp::ReadReceipt<'a>> {
+    batch
+        .iter()
+        .map(|(phone, token, id)| whatsapp::ReadReceipt {
+            phone_number_id: phone,
+            token,
+            message_id: id,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_read_receipts_reaches_meta_each_with_its_own_number_and_token() {
+    use wiremock::matchers::{body_partial_json, method};
+    let meta = wiremock::MockServer::start().await;
+    // One message Meta no longer knows: its receipt fails with Meta's error, alone.
+    wiremock::Mock::given(method("POST"))
+        .and(body_partial_json(json!({"message_id": "wamid.gone"})))
+        .respond_with(
+            wiremock::ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100,
+            "fbtrace_id": "AbC"}})),
+        )
+        .with_priority(1)
+        .mount(&meta)
+        .await;
+    wiremock::Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .mount(&meta)
+        .await;
+    let client = GraphClient::new(&format!("{}/v21.0", meta.uri()), 8).unwrap();
+    // Two tenants' numbers, interleaved, more than one pipeline's depth.
+    let batch: Vec<(String, SecretString, String)> = (0..150)
+        .map(|i| {
+            let tenant = i % 2;
+            let id = if i == 77 {
+                "wamid.gone".to_string()
+            } else {
+                format!("wamid.in{i:03}")
+            };
+            (
+                format!("10000000000000{tenant}"),
+                SecretString::from(format!("tok-{tenant}")),
+                id,
+            )
+        })
+        .collect();
+    let results = client.mark_read_all(&receipts(&batch)).await;
+    assert_eq!(results.len(), 150);
+    for (i, r) in results.iter().enumerate() {
+        if i == 77 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!((e.http_status, e.code), (400, Some(100)));
+        } else {
+            assert!(r.is_ok(), "receipt {i}: {r:?}");
+        }
+    }
+    let got = meta.received_requests().await.unwrap();
+    assert_eq!(got.len(), 150, "each receipt once");
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body["messaging_product"], "whatsapp");
+            assert_eq!(body["status"], "read");
+            let id = body["message_id"].as_str().unwrap().to_string();
+            // Each receipt through its own tenant's number, with that tenant's token.
+            let n: usize = id
+                .strip_prefix("wamid.in")
+                .map_or(77, |n| n.parse().unwrap());
+            let tenant = n % 2;
+            assert_eq!(
+                r.url.path(),
+                format!("/v21.0/10000000000000{tenant}/messages")
+            );
+            assert_eq!(
+                r.headers.get("authorization").unwrap().to_str().unwrap(),
+                format!("Bearer tok-{tenant}")
+            );
+            assert_eq!(
+                r.headers.get("content-type").unwrap().to_str().unwrap(),
+                "application/json"
+            );
+            id
+        })
+        .collect();
+    seen.sort();
+    let mut want: Vec<String> = batch.iter().map(|(_, _, id)| id.clone()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+/// A plain-HTTP server that reads requests and answers each with `answer(n)` (n counts
+/// requests across connections); `Some(close_after)` closes a connection after that many
+/// answers on it. Returns its address, the message ids it received in order, and how
+/// many connections it accepted.
+async fn raw_graph(
+    close_after: Option<usize>,
+    answer: fn(usize) -> String,
+) -> (
+    String,
+    Arc<Mutex<Vec<String>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (ids2, connections2) = (ids.clone(), connections.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            connections2.fetch_add(1, Ordering::SeqCst);
+            let (ids, requests) = (ids2.clone(), requests.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut answered = 0;
+                loop {
+                    // Every whole request in the buffer, answered in one write.
+                    let mut out = String::new();
+                    loop {
+                        let mut headers = [httparse::EMPTY_HEADER; 16];
+                        let mut req = httparse::Request::new(&mut headers);
+                        let Ok(httparse::Status::Complete(head)) = req.parse(&buf) else {
+                            break;
+                        };
+                        let length: usize = req
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                            .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                            .unwrap();
+                        if buf.len() < head + length {
+                            break;
+                        }
+                        let body: Value =
+                            serde_json::from_slice(&buf[head..head + length]).unwrap();
+                        ids.lock()
+                            .unwrap()
+                            .push(body["message_id"].as_str().unwrap().to_string());
+                        buf.drain(..head + length);
+                        out.push_str(&answer(requests.fetch_add(1, Ordering::SeqCst)));
+                        answered += 1;
+                        if close_after == Some(answered) {
+                            break;
+                        }
+                    }
+                    if !out.is_empty() && socket.write_all(out.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if close_after == Some(answered) {
+                        // Unanswered requests behind these are dropped with the connection.
+                        return;
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (address, ids, connections)
+}
+
+fn ok_length(_: usize) -> String {
+    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\n\r\n{\"success\":true}".into()
+}
+
+fn ok_chunked(_: usize) -> String {
+    // Meta's edge answers some calls chunked; a trailer too.
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\n{\"succ\r\na;x=y\r\ness\":true}\r\n0\r\nx-trailer: 1\r\n\r\n".into()
+}
+
+fn batch_of(n: usize) -> Vec<(String, SecretString, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                PHONE_ID.to_string(),
+                SecretString::from(TOKEN),
+                format!("wamid.in{i:03}"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_read_receipts_shares_one_connection() {
+    use std::sync::atomic::Ordering;
+    let (address, ids, connections) = raw_graph(None, ok_chunked).await;
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+    let batch = batch_of(40);
+    let results = client.mark_read_all(&receipts(&batch)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(ids.lock().unwrap().len(), 40);
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    // The next batch reuses the idle connection.
+    let results = client.mark_read_all(&receipts(&batch_of(3))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn receipts_a_closing_server_left_unanswered_go_out_on_a_new_connection() {
+    use std::sync::atomic::Ordering;
+    // The server answers three requests a connection, then drops it with the rest.
+    let (address, ids, connections) = raw_graph(Some(3), ok_length).await;
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+    let batch = batch_of(10);
+    let results = client.mark_read_all(&receipts(&batch)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // Every message marked read; only the dropped ones were written twice.
+    let mut got = ids.lock().unwrap().clone();
+    let mut want: Vec<String> = batch.iter().map(|(_, _, id)| id.clone()).collect();
+    want.sort();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, want);
+    // Three answers a connection: four connections at least.
+    assert!(connections.load(Ordering::SeqCst) >= 4);
+}
+
+#[tokio::test]
+async fn a_receipt_that_says_connection_close_ends_its_connection_but_not_the_batch() {
+    use std::sync::atomic::Ordering;
+    fn close_every_second(n: usize) -> String {
+        let close = if n % 2 == 1 {
+            "connection: close\r\n"
+        } else {
+            ""
+        };
+        format!("HTTP/1.1 200 OK\r\n{close}content-length: 16\r\n\r\n{{\"success\":true}}")
+    }
+    let (address, ids, connections) = raw_graph(None, close_every_second).await;
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+    let results = client.mark_read_all(&receipts(&batch_of(6))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let got = ids.lock().unwrap().clone();
+    for i in 0..6 {
+        assert!(got.contains(&format!("wamid.in{i:03}")), "{got:?}");
+    }
+    assert!(connections.load(Ordering::SeqCst) >= 3);
+}
+
+#[tokio::test]
+async fn receipts_to_nobody_listening_fail_without_hanging() {
+    // A port just closed: connecting is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+    let results = client.mark_read_all(&receipts(&batch_of(5))).await;
+    assert_eq!(results.len(), 5);
+    for r in results {
+        let e = r.unwrap_err();
+        assert_eq!(e.title.as_deref(), Some("connection failed"));
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_read_receipts_goes_over_tls_too() {
+    let (port, seen) = graph_over_tls(&[b"h2", b"http/1.1"]).await;
+    let client = GraphClient::with_tls(
+        &format!("https://localhost:{port}/v21.0"),
+        8,
+        trusting_test_ca(),
+    )
+    .unwrap();
+    let batch = batch_of(5);
+    let results = client.mark_read_all(&receipts(&batch)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|s| s.version == http::Version::HTTP_2));
+    assert!(seen.iter().all(|s| s.body["status"] == "read"));
+}

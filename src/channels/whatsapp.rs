@@ -10,6 +10,7 @@
 //! so a skipped item is still on record.
 
 mod http;
+mod receipts;
 mod send;
 mod wire;
 
@@ -28,6 +29,7 @@ use crate::domain::message::*;
 use wire::Contact;
 
 pub use http::{BadBase, GraphClient, check_base, check_system_roots};
+pub use receipts::ReadReceipt;
 pub use send::{
     GraphBody, SendError, classify_error, mark_read_body, parse_send_response,
     template_message_body, text_message_body,

@@ -223,17 +223,20 @@ async fn mark_read(state: &AppState, receipts: Vec<Receipt>) {
         return;
     }
     async fn send_all(state: &AppState, receipts: Vec<Receipt>) {
-        stream::iter(receipts)
-            .for_each_concurrent(None, |r| async move {
-                let sent = state
-                    .graph
-                    .mark_read(&r.account, &r.token, &r.message_id)
-                    .await;
-                if let Err(e) = sent {
-                    tracing::debug!(tenant = %r.tenant, code = ?e.code, "mark as read failed");
-                }
+        let calls: Vec<_> = receipts
+            .iter()
+            .map(|r| whatsapp::ReadReceipt {
+                phone_number_id: &r.account,
+                token: &r.token,
+                message_id: &r.message_id,
             })
-            .await;
+            .collect();
+        let sent = state.graph.mark_read_all(&calls).await;
+        for (r, sent) in receipts.iter().zip(sent) {
+            if let Err(e) = sent {
+                tracing::debug!(tenant = %r.tenant, code = ?e.code, "mark as read failed");
+            }
+        }
     }
     let n = u32::try_from(receipts.len()).unwrap_or(u32::MAX);
     match state.receipt_slots.clone().try_acquire_many_owned(n) {

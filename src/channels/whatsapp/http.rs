@@ -24,18 +24,19 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::receipts::{Pipeliner, ReadReceipt};
 use super::{SendError, classify_error, parse_send_response};
 use crate::domain::message::SendFailure;
 
 /// A Graph API answer larger than this is not read (Meta's are well under 1 KiB).
-const MAX_RESPONSE: usize = 1 << 20;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const MAX_RESPONSE: usize = 1 << 20;
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The whole call: connecting, sending, and reading the answer.
-const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Idle connections close after this.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn transport_error(title: &str) -> SendError {
+pub(super) fn transport_error(title: &str) -> SendError {
     SendError {
         http_status: 0,
         code: None,
@@ -49,6 +50,8 @@ fn transport_error(title: &str) -> SendError {
 #[derive(Clone)]
 pub struct GraphClient {
     transport: Arc<Transport>,
+    /// Read receipts pipelined, for a plain-HTTP base (`receipts.rs`).
+    pipeliner: Option<Arc<Pipeliner>>,
     /// The base without a trailing '/', e.g. `https://graph.facebook.com/v21.0`.
     base: Arc<str>,
 }
@@ -113,6 +116,7 @@ impl GraphClient {
             .expect("the TLS backend is built in");
         Self {
             transport: Arc::new(Transport::Proxied(client)),
+            pipeliner: None,
             base: base_str(&base),
         }
     }
@@ -137,6 +141,7 @@ impl GraphClient {
             .build(connector);
         Self {
             transport: Arc::new(Transport::Direct(client)),
+            pipeliner: Pipeliner::for_base(&base, max_idle).map(Arc::new),
             base: base_str(&base),
         }
     }
@@ -176,6 +181,20 @@ impl GraphClient {
         } else {
             Err(classify_error(status, &bytes))
         }
+    }
+
+    /// Marks inbound messages read, one result each in order: pipelined on shared
+    /// connections to a plain-HTTP base, side by side through the pool otherwise.
+    pub async fn mark_read_all(&self, receipts: &[ReadReceipt<'_>]) -> Vec<Result<(), SendError>> {
+        if let Some(pipeliner) = &self.pipeliner {
+            return pipeliner.mark_read_all(receipts).await;
+        }
+        futures_util::future::join_all(
+            receipts
+                .iter()
+                .map(|r| self.mark_read(r.phone_number_id, r.token, r.message_id)),
+        )
+        .await
     }
 
     async fn post(
@@ -306,7 +325,15 @@ fn messages_address(base: &str, phone_number_id: &str) -> String {
     let mut s = String::with_capacity(base.len() + phone_number_id.len() + 10);
     s.push_str(base);
     s.push('/');
-    for b in phone_number_id.bytes() {
+    push_segment(&mut s, phone_number_id);
+    s.push_str("/messages");
+    s
+}
+
+/// Appends `segment` percent-encoded as one path segment (anything but unreserved
+/// characters).
+pub(super) fn push_segment(s: &mut String, segment: &str) {
+    for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             s.push(b as char);
         } else {
@@ -316,8 +343,6 @@ fn messages_address(base: &str, phone_number_id: &str) -> String {
             s.push(HEX[usize::from(b & 15)] as char);
         }
     }
-    s.push_str("/messages");
-    s
 }
 
 #[cfg(test)]
