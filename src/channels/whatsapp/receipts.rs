@@ -98,15 +98,19 @@ impl Pipeliner {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let answers = futures_util::future::join_all(
-            requests
-                .chunks(DEPTH)
-                .map(|chunk| tokio::time::timeout(CALL_TIMEOUT, self.pipeline(chunk))),
-        )
+        let mut answers: Vec<Vec<Result<(), SendError>>> = requests
+            .chunks(DEPTH)
+            .map(|c| Vec::with_capacity(c.len()))
+            .collect();
+        futures_util::future::join_all(requests.chunks(DEPTH).zip(answers.iter_mut()).map(
+            |(chunk, answers)| async move {
+                // What was answered before the call's time ran out stands.
+                let _ = tokio::time::timeout(CALL_TIMEOUT, self.pipeline(chunk, answers)).await;
+            },
+        ))
         .await;
         for (chunk, answer) in requests.chunks(DEPTH).zip(answers) {
-            // Nothing came back in time when the chunk's call ran out.
-            let mut answer = answer.unwrap_or_default().into_iter();
+            let mut answer = answer.into_iter();
             for (i, _) in chunk {
                 results[*i] = Some(
                     answer
@@ -151,11 +155,10 @@ impl Pipeliner {
         Ok(out.freeze())
     }
 
-    /// Sends a chunk's requests (at most `DEPTH`) and reads their answers, on as few
-    /// connections as the server allows; returns the answers so far, in order (fewer
-    /// than asked only when no connection could be had or kept).
-    async fn pipeline(&self, chunk: &[(usize, Bytes)]) -> Vec<Result<(), SendError>> {
-        let mut answers = Vec::with_capacity(chunk.len());
+    /// Sends a chunk's requests (at most `DEPTH`) and reads their answers into
+    /// `answers`, in order, on as few connections as the server allows; what no
+    /// connection could be had or kept for is answered "connection failed".
+    async fn pipeline(&self, chunk: &[(usize, Bytes)], answers: &mut Vec<Result<(), SendError>>) {
         for _ in 0..MAX_CONNECTIONS {
             let rest = &chunk[answers.len()..];
             if rest.is_empty() {
@@ -169,7 +172,7 @@ impl Pipeliner {
                 },
             };
             let before = answers.len();
-            let open = conn.exchange(rest, &mut answers).await;
+            let open = conn.exchange(rest, answers).await;
             if open {
                 self.put_idle(conn);
             }
@@ -182,7 +185,6 @@ impl Pipeliner {
         let missing = chunk.len() - answers.len();
         answers
             .extend((0..missing).map(|_| Err(super::http::transport_error("connection failed"))));
-        answers
     }
 
     fn take_idle(&self) -> Option<Conn> {
