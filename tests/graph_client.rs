@@ -39,6 +39,11 @@ fn trusting_test_ca() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// A direct client for `base` that trusts the test CA only.
+fn trusting_client(base: &str) -> GraphClient {
+    GraphClient::with_tls(base, 8, trusting_test_ca()).unwrap()
+}
+
 /// What the server saw of one request.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -124,12 +129,7 @@ fn reply() -> whatsapp::GraphBody {
 #[tokio::test]
 async fn a_reply_goes_over_tls_by_http2_when_the_server_offers_it() {
     let (port, seen) = graph_over_tls(&[b"h2", b"http/1.1"]).await;
-    let client = GraphClient::with_tls(
-        &format!("https://localhost:{port}/v21.0/"),
-        8,
-        trusting_test_ca(),
-    )
-    .unwrap();
+    let client = trusting_client(&format!("https://localhost:{port}/v21.0/"));
     assert!(!client.is_proxied());
     let token = SecretString::from(TOKEN);
     let id = client.send(PHONE_ID, &token, &reply()).await.unwrap();
@@ -162,12 +162,7 @@ async fn a_reply_goes_over_tls_by_http2_when_the_server_offers_it() {
 #[tokio::test]
 async fn a_reply_goes_over_tls_by_http1_to_a_server_without_http2() {
     let (port, seen) = graph_over_tls(&[b"http/1.1"]).await;
-    let client = GraphClient::with_tls(
-        &format!("https://127.0.0.1:{port}/v21.0"),
-        8,
-        trusting_test_ca(),
-    )
-    .unwrap();
+    let client = trusting_client(&format!("https://127.0.0.1:{port}/v21.0"));
     let token = SecretString::from(TOKEN);
     // Several calls at once share the pool; each is answered.
     let body = reply();
@@ -503,12 +498,7 @@ async fn receipts_to_nobody_listening_fail_without_hanging() {
 #[tokio::test]
 async fn a_batch_of_read_receipts_goes_over_tls_too() {
     let (port, seen) = graph_over_tls(&[b"h2", b"http/1.1"]).await;
-    let client = GraphClient::with_tls(
-        &format!("https://localhost:{port}/v21.0"),
-        8,
-        trusting_test_ca(),
-    )
-    .unwrap();
+    let client = trusting_client(&format!("https://localhost:{port}/v21.0"));
     let batch = batch_of(5);
     let results = client.mark_read_all(&receipts(&batch)).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
