@@ -131,7 +131,8 @@ impl AppState {
             + crate::workers::sender::READ_RECEIPTS;
         let graph =
             crate::channels::whatsapp::GraphClient::new(&config.whatsapp_api_base, graph_calls)
-                .expect("PARLEY_WHATSAPP_API_BASE is checked when the config is read");
+                .expect("PARLEY_WHATSAPP_API_BASE is checked when the config is read")
+                .pipelining_receipts(config.pipeline_receipts);
         let wake_pipeline = Arc::new(Notify::new());
         let writers = match store.backend() {
             crate::store::Backend::Sqlite => 1,

@@ -90,6 +90,9 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     pub previous_master_keys: Vec<SecretString>,
     pub whatsapp_api_base: String,
+    /// Pipeline read receipts on shared HTTP/1.1 connections to a plain-HTTP base
+    /// (`PARLEY_WHATSAPP_PIPELINE_RECEIPTS`, default on).
+    pub pipeline_receipts: bool,
     pub log_format: LogFormat,
     /// `tracing` filter directives; `None` = the command's default.
     pub log_filter: Option<String>,
@@ -226,6 +229,10 @@ impl Config {
             Some(other) => bail!("PARLEY_LOG_FORMAT must be json or pretty, got {other:?}"),
         };
         let log_filter = var("PARLEY_LOG")?.or(std::env::var("RUST_LOG").ok());
+        let pipeline_receipts = match var("PARLEY_WHATSAPP_PIPELINE_RECEIPTS")? {
+            Some(v) => parse_bool("PARLEY_WHATSAPP_PIPELINE_RECEIPTS", &v)?,
+            None => true,
+        };
         let auto_migrate = match var("PARLEY_AUTO_MIGRATE")? {
             Some(v) => parse_bool("PARLEY_AUTO_MIGRATE", &v)?,
             None => true,
@@ -313,6 +320,7 @@ impl Config {
             master_key,
             previous_master_keys,
             whatsapp_api_base,
+            pipeline_receipts,
             log_format,
             log_filter,
             auto_migrate,

@@ -328,14 +328,25 @@ async fn a_batch_of_read_receipts_reaches_meta_each_with_its_own_number_and_toke
 /// requests across connections); `Some(close_after)` closes a connection after that many
 /// answers on it. Returns its address, the message ids it received in order, and how
 /// many connections it accepted.
-async fn raw_graph(
-    close_after: Option<usize>,
-    answer: fn(usize) -> String,
-) -> (
+/// What `raw_graph` gives: its address, the message ids it received in order, and the
+/// connections it accepted.
+type RawGraph = (
     String,
     Arc<Mutex<Vec<String>>>,
     Arc<std::sync::atomic::AtomicUsize>,
-) {
+);
+
+async fn raw_graph(close_after: Option<usize>, answer: fn(usize) -> String) -> RawGraph {
+    raw_graph_with(close_after, answer, false).await
+}
+
+/// `raw_graph`; with `one_per_read`, a gateway that mishandles pipelining: of each read
+/// it answers the first whole request and drops the rest.
+async fn raw_graph_with(
+    close_after: Option<usize>,
+    answer: fn(usize) -> String,
+    one_per_read: bool,
+) -> RawGraph {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -378,6 +389,9 @@ async fn raw_graph(
                         buf.drain(..head + length);
                         out.push_str(&answer(requests.fetch_add(1, Ordering::SeqCst)));
                         answered += 1;
+                        if one_per_read {
+                            buf.clear();
+                        }
                         if close_after == Some(answered) {
                             break;
                         }
@@ -506,4 +520,22 @@ async fn a_batch_of_read_receipts_goes_over_tls_too() {
     assert_eq!(seen.len(), 5);
     assert!(seen.iter().all(|s| s.version == http::Version::HTTP_2));
     assert!(seen.iter().all(|s| s.body["status"] == "read"));
+}
+
+#[tokio::test]
+async fn with_pipelining_off_receipts_reach_a_gateway_that_cannot_pipeline() {
+    use std::sync::atomic::Ordering;
+    let (address, ids, connections) = raw_graph_with(None, ok_length, true).await;
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 64)
+        .unwrap()
+        .pipelining_receipts(false);
+    let batch = batch_of(10);
+    let results = client.mark_read_all(&receipts(&batch)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let mut got = ids.lock().unwrap().clone();
+    got.sort();
+    let want: Vec<String> = batch.iter().map(|(_, _, id)| id.clone()).collect();
+    assert_eq!(got, want, "each receipt exactly once");
+    // Side by side, each on a connection of its own.
+    assert!(connections.load(Ordering::SeqCst) > 1);
 }

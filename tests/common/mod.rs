@@ -317,6 +317,7 @@ pub fn test_config(db_url: &str) -> parley::config::Config {
         master_key: None,
         previous_master_keys: Vec::new(),
         whatsapp_api_base: "http://127.0.0.1:9/v25.0".into(),
+        pipeline_receipts: true,
         log_format: parley::config::LogFormat::Pretty,
         log_filter: None,
         auto_migrate: true,

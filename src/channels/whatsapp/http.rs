@@ -146,6 +146,15 @@ impl GraphClient {
         }
     }
 
+    /// With `false`, read receipts are never pipelined: each goes through the pool on
+    /// its own (for a plain-HTTP gateway that mishandles HTTP/1.1 pipelining).
+    pub fn pipelining_receipts(mut self, on: bool) -> Self {
+        if !on {
+            self.pipeliner = None;
+        }
+        self
+    }
+
     /// Whether calls go through a proxy (reqwest) rather than hyper's client directly.
     pub fn is_proxied(&self) -> bool {
         matches!(*self.transport, Transport::Proxied(_))
