@@ -539,3 +539,68 @@ async fn with_pipelining_off_receipts_reach_a_gateway_that_cannot_pipeline() {
     // Side by side, each on a connection of its own.
     assert!(connections.load(Ordering::SeqCst) > 1);
 }
+
+#[tokio::test]
+async fn a_server_that_closes_after_every_answer_still_gets_every_receipt() {
+    use std::sync::atomic::Ordering;
+    // As an HTTP/1.0 server or a gateway without keep-alive: one answer a connection.
+    let (address, ids, connections) = raw_graph(Some(1), ok_length).await;
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+    let batch = batch_of(64);
+    let results = client.mark_read_all(&receipts(&batch)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let mut got = ids.lock().unwrap().clone();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 64);
+    assert!(connections.load(Ordering::SeqCst) >= 64);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_not_what_the_next_batch_gets() {
+    // Three answers a connection, then the server drops it without saying so: the
+    // first batch leaves it in the pool, closed.
+    let (address, ids, _) = raw_graph(Some(3), ok_length).await;
+    let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+    let first = batch_of(3);
+    assert!(
+        client
+            .mark_read_all(&receipts(&first))
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second: Vec<_> = (0..5)
+        .map(|i| {
+            (
+                PHONE_ID.to_string(),
+                SecretString::from(TOKEN),
+                format!("wamid.second{i}"),
+            )
+        })
+        .collect();
+    let results = client.mark_read_all(&receipts(&second)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let got = ids.lock().unwrap().clone();
+    for (_, _, id) in &second {
+        assert!(got.contains(id), "{id} not marked read: {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_garbled_answer_fails_its_receipts_without_harm() {
+    fn huge_chunk(_: usize) -> String {
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\nX\r\nffffffffffffffff\r\n".into()
+    }
+    fn signed_length(_: usize) -> String {
+        "HTTP/1.1 200 OK\r\ncontent-length: +2\r\n\r\n{}".into()
+    }
+    for answer in [huge_chunk as fn(usize) -> String, signed_length] {
+        let (address, _, _) = raw_graph(None, answer).await;
+        let client = GraphClient::new(&format!("http://{address}/v21.0"), 8).unwrap();
+        let results = client.mark_read_all(&receipts(&batch_of(3))).await;
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+    }
+}

@@ -67,11 +67,14 @@ pub async fn send(
         })
         .unzip()
         .await;
-    mark_read(state, receipts.into_iter().flatten().collect()).await;
-    state
+    // Recorded first: the receipts may be sent here, and nothing about them may delay
+    // (or, failing, undo) the record of what was sent.
+    let recorded = state
         .store
         .record_send_results(&results, state.clock.now())
-        .await?;
+        .await;
+    mark_read(state, receipts.into_iter().flatten().collect()).await;
+    recorded?;
     Ok(n)
 }
 

@@ -33,9 +33,11 @@ use super::{classify_error, mark_read_body};
 pub const DEPTH: usize = 64;
 /// A response head larger than this is refused (Meta's are well under 1 KiB).
 const MAX_HEAD: usize = 64 * 1024;
-/// Connections a pipeline may open one after another before it gives up on what is
-/// left (each must have answered at least one receipt to go on).
-const MAX_CONNECTIONS: usize = 8;
+/// Idle connections a pipeline may find dead (answering nothing) before it opens a
+/// fresh one instead; a fresh connection that answers nothing ends the pipeline.
+const MAX_DEAD_IDLE: usize = 4;
+/// Most response headers read (as hyper's client).
+const MAX_HEADERS: usize = 100;
 
 /// A read receipt to send: the customer's message, marked read through the number
 /// that received it, with that number's token.
@@ -159,12 +161,19 @@ impl Pipeliner {
     /// `answers`, in order, on as few connections as the server allows; what no
     /// connection could be had or kept for is answered "connection failed".
     async fn pipeline(&self, chunk: &[(usize, Bytes)], answers: &mut Vec<Result<(), SendError>>) {
-        for _ in 0..MAX_CONNECTIONS {
+        // Ends: every pass but a bounded few answers at least one receipt.
+        let mut dead_idle = 0;
+        loop {
             let rest = &chunk[answers.len()..];
             if rest.is_empty() {
                 break;
             }
-            let (mut conn, reused) = match self.take_idle() {
+            let idle = if dead_idle < MAX_DEAD_IDLE {
+                self.take_idle()
+            } else {
+                None
+            };
+            let (mut conn, reused) = match idle {
                 Some(c) => (c, true),
                 None => match Conn::open(&self.address).await {
                     Ok(c) => (c, false),
@@ -176,10 +185,14 @@ impl Pipeliner {
             if open {
                 self.put_idle(conn);
             }
-            // A fresh connection that answered nothing will not do better next time; an
-            // idle one may simply have been closed by the server meanwhile.
-            if answers.len() == before && !reused {
-                break;
+            // A server that closes after every answer or few still gets them all, one
+            // connection after another. A fresh connection that answered nothing will
+            // not do better next time; an idle one may have been closed meanwhile.
+            if answers.len() == before {
+                if !reused {
+                    break;
+                }
+                dead_idle += 1;
             }
         }
         let missing = chunk.len() - answers.len();
@@ -187,10 +200,16 @@ impl Pipeliner {
             .extend((0..missing).map(|_| Err(super::http::transport_error("connection failed"))));
     }
 
+    /// An idle connection that still looks usable: not idle too long, and nothing to
+    /// read on it (a server's close, or bytes nobody asked for, such as a 408).
     fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(c) = idle.pop() {
-            if c.used.elapsed() < IDLE_TIMEOUT {
+            let quiet = matches!(
+                c.stream.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            );
+            if quiet && c.used.elapsed() < IDLE_TIMEOUT {
                 return Some(c);
             }
         }
@@ -260,9 +279,9 @@ impl Conn {
         for (_, r) in requests {
             out.put_slice(r);
         }
-        if self.stream.write_all(&out).await.is_err() {
-            return false;
-        }
+        // After a failed write (a server that answered some and closed), the answers it
+        // sent before closing are still read.
+        let written = self.stream.write_all(&out).await.is_ok();
         for _ in requests {
             match self.response().await {
                 Ok((status, body, close)) => {
@@ -280,7 +299,7 @@ impl Conn {
         }
         self.used = Instant::now();
         // Anything more than the answers asked for is a broken server.
-        self.buf.is_empty()
+        written && self.buf.is_empty()
     }
 
     /// Reads more into the buffer; an end of stream is an error (a response was due).
@@ -350,6 +369,7 @@ impl Conn {
             let size = std::str::from_utf8(&line)
                 .ok()
                 .map(|l| l.split(';').next().unwrap_or("").trim())
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|s| usize::from_str_radix(s, 16).ok())
                 .ok_or_else(|| invalid("bad chunk size"))?;
             if size == 0 {
@@ -357,7 +377,9 @@ impl Conn {
                 while !self.line().await?.is_empty() {}
                 return Ok(body.freeze());
             }
-            if body.len() + size > MAX_RESPONSE {
+            // `body` never exceeds the limit, so this cannot overflow (and `size + 2`
+            // below stays small).
+            if size > MAX_RESPONSE - body.len() {
                 return Err(invalid("response too large"));
             }
             while self.buf.len() < size + 2 {
@@ -389,7 +411,7 @@ impl Conn {
 
 /// Parses a response head at the start of `buf`: `None` until it is all there.
 fn head(buf: &[u8]) -> io::Result<Option<Head>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -405,14 +427,18 @@ fn head(buf: &[u8]) -> io::Result<Option<Head>> {
     for h in response.headers.iter() {
         let value = std::str::from_utf8(h.value).map_err(|_| invalid("bad header"))?;
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n: usize = value
-                .trim()
-                .parse()
-                .map_err(|_| invalid("bad content-length"))?;
-            if length.is_some_and(|m| m != n) {
-                return Err(invalid("two content-lengths"));
+            // A list of one value repeated is that value (RFC 9112 6.3); anything else,
+            // or a sign, is an error.
+            for v in value.split(',').map(str::trim) {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid("bad content-length"));
+                }
+                let n: usize = v.parse().map_err(|_| invalid("bad content-length"))?;
+                if length.is_some_and(|m| m != n) {
+                    return Err(invalid("two content-lengths"));
+                }
+                length = Some(n);
             }
-            length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             encoded = true;
             chunked = value
@@ -425,6 +451,8 @@ fn head(buf: &[u8]) -> io::Result<Option<Head>> {
                 .any(|t| t.trim().eq_ignore_ascii_case("close"));
         }
     }
+    // Both framings at once: answered as Transfer-Encoding says, never reused.
+    close |= encoded && length.is_some();
     let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
         Framing::Empty
     } else if encoded {
@@ -526,6 +554,12 @@ mod tests {
         assert_eq!(no_length.framing, Framing::UntilClose);
         assert_eq!(h("HTTP/1.1 204 No Content\r\n\r\n").framing, Framing::Empty);
         assert!(head(b"HTTP/1.1 200 OK\r\ncontent-len").unwrap().is_none());
+        let repeated = h("HTTP/1.1 200 OK\r\ncontent-length: 16, 16\r\n\r\n");
+        assert_eq!(repeated.framing, Framing::Length(16));
+        let both = h("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n");
+        assert!(both.close, "a response framed twice ends its connection");
+        assert!(head(b"HTTP/1.1 200 OK\r\ncontent-length: +2\r\n\r\n").is_err());
+        assert!(head(b"HTTP/1.1 200 OK\r\ncontent-length: 16, 17\r\n\r\n").is_err());
         assert!(
             head(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n").is_err()
         );
