@@ -36,6 +36,20 @@ pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Idle connections close after this.
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The `Authorization` value for a tenant's token, marked sensitive; a token a header
+/// cannot carry is a permanent failure (no retry mends it).
+pub(super) fn bearer(token: &SecretString) -> Result<HeaderValue, SendError> {
+    let mut value =
+        HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            SendError {
+                class: SendFailure::Permanent,
+                ..transport_error("the access token holds characters a header cannot carry")
+            }
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 pub(super) fn transport_error(title: &str) -> SendError {
     SendError {
         http_status: 0,
@@ -214,12 +228,7 @@ impl GraphClient {
     ) -> Result<(u16, Bytes), SendError> {
         let address = messages_address(&self.base, phone_number_id);
         let body = body.0.clone();
-        let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| SendError {
-                class: SendFailure::Permanent,
-                ..transport_error("the access token holds characters a header cannot carry")
-            })?;
-        bearer.set_sensitive(true);
+        let bearer = bearer(token)?;
         match &*self.transport {
             Transport::Direct(client) => {
                 let uri = http::Uri::try_from(address)

@@ -19,18 +19,19 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::HeaderValue;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::SendError;
-use super::http::{CALL_TIMEOUT, CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_RESPONSE, push_segment};
+use super::http::{
+    CALL_TIMEOUT, CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_RESPONSE, bearer, push_segment,
+};
 use super::{classify_error, mark_read_body};
 
 /// Most receipts written on one connection at once; a larger batch is spread over
 /// several connections side by side.
-pub const DEPTH: usize = 64;
+const DEPTH: usize = 64;
 /// A response head larger than this is refused (Meta's are well under 1 KiB).
 const MAX_HEAD: usize = 64 * 1024;
 /// Idle connections a pipeline may find dead (answering nothing) before it opens a
@@ -129,15 +130,7 @@ impl Pipeliner {
 
     /// One receipt's request, whole.
     fn request(&self, r: &ReadReceipt<'_>) -> Result<Bytes, SendError> {
-        let bearer =
-            HeaderValue::try_from(format!("Bearer {}", r.token.expose_secret())).map_err(|_| {
-                SendError {
-                    class: crate::domain::message::SendFailure::Permanent,
-                    ..super::http::transport_error(
-                        "the access token holds characters a header cannot carry",
-                    )
-                }
-            })?;
+        let bearer = bearer(r.token)?;
         let body = mark_read_body(r.message_id, false).0;
         let mut out = BytesMut::with_capacity(256 + body.len());
         out.put_slice(b"POST ");
