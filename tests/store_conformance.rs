@@ -588,8 +588,10 @@ async fn usage_in_several_slots_reads_as_one_day_and_folds_back_on_the_way_down(
     };
     assert_eq!(read(a.id).await, [(Some(day), 8, 5, 60)]);
     assert_eq!(read(b.id).await, [(Some(day), 9, 9, 0)]);
-    let reverted = store.migrate_down().await.unwrap().unwrap();
-    assert_eq!(reverted.version, 11, "0011 (id-first keys) first");
+    for (version, what) in [(12, "0012 (loop keys)"), (11, "0011 (id-first keys)")] {
+        let reverted = store.migrate_down().await.unwrap().unwrap();
+        assert_eq!(reverted.version, version, "{what} first");
+    }
     let reverted = store.migrate_down().await.unwrap().unwrap();
     assert_eq!(reverted.version, 10);
     assert_eq!(db.count("SELECT COUNT(*) FROM usage_daily").await, 2);

@@ -1805,6 +1805,12 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
     assert_eq!(before[0].0.len(), 2, "acme: one message, one reply");
     assert_eq!(before[1].0.len(), 4, "bolt: two messages, two replies");
     assert_eq!(before[1].1.len(), 2, "bolt: two decisions");
+    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 12);
+    assert_eq!(
+        snapshot(store.clone()).await,
+        before,
+        "after reverting 0012"
+    );
     assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 11);
     assert_eq!(
         snapshot(store.clone()).await,
@@ -1812,7 +1818,11 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
         "after reverting 0011"
     );
     store.migrate_up().await.unwrap();
-    assert_eq!(snapshot(store.clone()).await, before, "after 0011 again");
+    assert_eq!(
+        snapshot(store.clone()).await,
+        before,
+        "after 0011 and 0012 again"
+    );
     // The same message again is still a duplicate; a new one is answered.
     let app = TestApp::spawn(&db, keys, &format!("{}/v25.0", meta.uri())).await;
     for (wamid, text) in [
@@ -1828,7 +1838,84 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
     app.stop().await;
 }
 
+/// The message loop's tables hold no foreign key to tenants on PostgreSQL (migration
+/// 0012): deleting a tenant still takes every row of its conversations with it, and
+/// leaves the other tenant's rows and conversation going.
+async fn deleting_a_tenant_takes_its_conversations_and_leaves_the_others(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    for (slug, pnid, from, wamid, text) in [
+        (
+            "acme",
+            A,
+            "15551230001",
+            "wamid.IN.1",
+            "what are your opening hours",
+        ),
+        ("bolt", B, "15551230002", "wamid.IN.2", "Do you deliver?"),
+    ] {
+        let r = w
+            .post_signed(slug, &text_webhook(pnid, from, wamid, text))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    for (slug, pnid, to) in [("acme", A, "15551230001"), ("bolt", B, "15551230002")] {
+        wait_reply_state(&w, slug, "sent").await;
+        let wamid = reply(&w, slug).await.provider_message_id.unwrap();
+        let r = w
+            .post_signed(slug, &status_webhook(pnid, &wamid, "delivered", to))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let tables = [
+        "contacts",
+        "conversations",
+        "inbound_messages",
+        "decisions",
+        "outbound_messages",
+        "message_statuses",
+        "usage_daily",
+    ];
+    for table in tables {
+        let n = w.db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+        assert!(n >= 2, "{table} holds both tenants' rows ({n})");
+    }
+    let acme = w.tenant("acme").await;
+    // As the operator API and `parley tenant delete` do it.
+    w.app.state.store.delete_tenant(acme.id).await.unwrap();
+    w.app.state.cache.invalidate(acme.id).await;
+    for table in tables {
+        let orphans =
+            w.db.count(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"
+            ))
+            .await;
+        assert_eq!(orphans, 0, "{table} kept rows of the deleted tenant");
+        let left = w.db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+        assert!(left >= 1, "{table} lost bolt's rows too");
+    }
+    assert_eq!(w.log("bolt").await.len(), 2, "bolt: its message and reply");
+    // acme's number is unknown now; bolt's customer is still answered.
+    let r = w
+        .post_signed(
+            "acme",
+            &text_webhook(A, "15551230001", "wamid.IN.3", "Do you deliver?"),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = w
+        .post_signed(
+            "bolt",
+            &text_webhook(B, "15551230002", "wamid.IN.4", "Do you deliver?"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(wait_for_texts(&w.meta, 3).await.len(), 3);
+}
+
 on_both_backends!(
+    deleting_a_tenant_takes_its_conversations_and_leaves_the_others,
     claims_take_each_customers_oldest_pending_message_only,
     messages_and_decisions_survive_the_id_first_keys_both_ways,
     each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,

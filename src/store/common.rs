@@ -11,6 +11,15 @@ pub(super) const SETTINGS_COLS: &str = "bot_enabled, auto_reply, ai_responses, c
     escalation_categories, escalation_phone, escalation_email, log_message_text, log_decisions, \
     handoff_idle_minutes, burst_window_seconds, after_hours_text, escalation_ack_text, \
     llm_monthly_token_budget, window_template_name, window_template_language";
+/// The message loop's tables, which `delete_tenant` empties of a tenant's rows itself.
+pub(super) const LOOP_TABLES: [&str; 6] = [
+    "message_statuses",
+    "outbound_messages",
+    "decisions",
+    "inbound_messages",
+    "conversations",
+    "contacts",
+];
 pub(super) const TRAINING_COLS: &str =
     "id, kind, question, answer, examples, category, priority, active, position";
 pub(super) const TEMPLATE_COLS: &str =
@@ -197,14 +206,25 @@ macro_rules! impl_store {
             }
 
             async fn delete_tenant(&self, id: TenantId) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                // The message loop's tables hold no foreign key to tenants on PostgreSQL
+                // (migration 0012), so their rows go here, with the tenant's, in one
+                // transaction; everything else goes by its key's ON DELETE CASCADE.
+                for table in LOOP_TABLES {
+                    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = $1")))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let n = sqlx::query("DELETE FROM tenants WHERE id = $1")
                     .bind(id.0)
-                    .execute(self.write_pool())
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
                 if n == 0 {
                     return Err(StoreError::NotFound("tenant"));
                 }
+                tx.commit().await?;
                 Ok(())
             }
 

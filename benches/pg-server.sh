@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What the PostgreSQL server does for parley's messages: one fixed-rate run of
+# ../shared/bench/run.sh through benches/pg-wrap.sh, and over WINDOW seconds in its
+# middle the server's processes' CPU (from /proc), its commits and buffer hits
+# (pg_stat_database) and each table's inserted, updated (HOT among them) and deleted
+# rows (pg_stat_user_tables), all per message stored.
+#   benches/pg-server.sh RATE BIN [ENV=VALUE...]
+#   e.g. benches/pg-server.sh 3000 target/release/parley
+# SECS (default 30) sets the run's length, WINDOW (default 10) the measured part;
+# PG_SQL, if set, is run on the bench database once a tenant is stored, before the
+# load (an experiment on that database only).
+set -euo pipefail
+RATE=${1:?RATE}; BIN=${2:?BIN}; shift 2
+SECS=${SECS:-30} WINDOW=${WINDOW:-10}
+HERE=$(cd "$(dirname "$0")" && pwd)
+BENCH=${PARLEY_BENCH_DIR:-$HERE/../../shared/bench}
+PG=${PARLEY_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+OUT=$(mktemp -d /tmp/pg-server.XXXXXX)
+env "$@" "$BENCH/run.sh" --label pg --rate "$RATE" --secs "$SECS" --out "$OUT/run.json" \
+    --sut "$HERE/pg-wrap.sh $BIN serve" \
+    --provision "$HERE/pg-wrap.sh $HERE/fast-number.sh $BIN tenant apply {bundle}" \
+    -- --noise-retries 0 >"$OUT/run.log" 2>&1 &
+run=$!
+db=""
+if [[ -n "${PG_SQL:-}" ]]; then
+    for _ in $(seq 600); do
+        db=$(psql "$PG/postgres" -qtAc "SELECT datname FROM pg_stat_activity WHERE datname LIKE 'parley_bench_%' LIMIT 1" || true)
+        [[ -n "$db" ]] && [[ $(psql "$PG/$db" -qtAc "SELECT count(*) FROM tenants" 2>/dev/null || echo 0) -gt 0 ]] && break
+        sleep 0.2
+    done
+    psql "$PG/$db" -qc "$PG_SQL"
+fi
+for _ in $(seq 600); do
+    db=$(psql "$PG/postgres" -qtAc "SELECT datname FROM pg_stat_activity WHERE datname LIKE 'parley_bench_%' LIMIT 1" || true)
+    if [[ -n "$db" ]] && [[ $(psql "$PG/$db" -qtAc "SELECT count(*) FROM inbound_messages" 2>/dev/null || echo 0) -gt $((RATE * 2)) ]]; then break; fi
+    sleep 0.5
+done
+[[ -n "$db" ]] || { echo "pg-server.sh: the run never reached the database; see $OUT/run.log" >&2; exit 1; }
+sleep 2
+ticks() { local t=0; for p in $(pgrep -x postgres); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+snap() { psql "$PG/$db" -qtAF' ' -c "SELECT 'db', xact_commit, blks_hit, blks_read, tup_inserted, tup_updated, 0, tup_deleted FROM pg_stat_database WHERE datname = current_database() UNION ALL SELECT relname, 0, 0, 0, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables UNION ALL SELECT 'wal', wal_records, wal_fpi, wal_bytes, 0, 0, 0, 0 FROM pg_stat_wal UNION ALL SELECT 'messages', (SELECT count(*) FROM inbound_messages), 0, 0, 0, 0, 0, 0"; }
+psql "$PG/$db" -qtAc "SELECT pg_stat_clear_snapshot()" >/dev/null
+s0=$(snap); t0=$(ticks); sleep "$WINDOW"; t1=$(ticks); s1=$(snap)
+wait "$run" || echo "pg-server.sh: the run failed; see $OUT/run.log" >&2
+python3 - "$t0" "$t1" "$WINDOW" <<PY
+import sys
+t0, t1, win = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+def parse(s):
+    return {l.split()[0]: list(map(int, l.split()[1:])) for l in s.strip().splitlines()}
+a, b = parse("""$s0"""), parse("""$s1""")
+d = {k: [y - x for x, y in zip(a[k], b[k])] for k in b if k in a}
+n = d["messages"][0]
+print(f"messages stored in {win:.0f} s: {n} ({n / win:.0f}/s)")
+if n == 0: sys.exit(1)
+cpu = (t1 - t0) / 100
+print(f"server CPU: {cpu / win * 100:.0f} % of a core, {cpu / n * 1e6:.0f} µs a message")
+db = d["db"]
+print(f"commits {db[0] / n:.3f}, buffer hits {db[1] / n:.1f}, reads {db[2] / n:.2f} a message")
+w = d["wal"]
+print(f"WAL: {w[0] / n:.1f} records, {w[1] / n:.2f} full-page images, {w[2] / n:.0f} bytes a message")
+print(f"{'table':<24}{'ins':>8}{'upd':>8}{'hot':>8}{'del':>8}   (a message)")
+for k, v in sorted(d.items()):
+    if k in ("db", "messages", "wal") or not any(v[3:]): continue
+    print(f"{k:<24}{v[3] / n:8.3f}{v[4] / n:8.3f}{v[5] / n:8.3f}{v[6] / n:8.3f}")
+PY
+grep -E "^(delivered|result|FAIL|ok)|duplicate" "$OUT/run.log" | tail -3 || true
+echo "run log: $OUT/run.log"

@@ -1,0 +1,2 @@
+-- 0012 changed nothing on SQLite.
+SELECT 1;
