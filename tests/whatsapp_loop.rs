@@ -179,6 +179,30 @@ async fn post_signed_to(app: &TestApp, slug: &str, body: &str) -> reqwest::Respo
     post_to(app, slug, body, Some(signature)).await
 }
 
+/// A question each tenant has an FAQ for, from one customer of each (acme's answer is
+/// "9-18 (acme)", bolt's "Yes (bolt)").
+const ONE_QUESTION_EACH: [(&str, &str, &str, &str, &str); 2] = [
+    (
+        "acme",
+        A,
+        "15551230001",
+        "wamid.IN.1",
+        "what are your opening hours",
+    ),
+    ("bolt", B, "15551230002", "wamid.IN.2", "Do you deliver?"),
+];
+
+/// Posts each (tenant slug, its number, customer, message id, text) as a signed text
+/// webhook; each must be acknowledged.
+async fn post_each(w: &World, messages: &[(&str, &str, &str, &str, &str)]) {
+    for (slug, pnid, from, wamid, text) in messages {
+        let r = w
+            .post_signed(slug, &text_webhook(pnid, from, wamid, text))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+}
+
 async fn each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1757,22 +1781,12 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
     };
-    for (slug, pnid, from, wamid, text) in [
-        (
-            "acme",
-            A,
-            "15551230001",
-            "wamid.IN.1",
-            "what are your opening hours",
-        ),
-        ("bolt", B, "15551230002", "wamid.IN.2", "Do you deliver?"),
-        ("bolt", B, "15551230003", "wamid.IN.3", "purple elephants"),
-    ] {
-        let r = w
-            .post_signed(slug, &text_webhook(pnid, from, wamid, text))
-            .await;
-        assert_eq!(r.status(), 200);
-    }
+    post_each(&w, &ONE_QUESTION_EACH).await;
+    post_each(
+        &w,
+        &[("bolt", B, "15551230003", "wamid.IN.3", "purple elephants")],
+    )
+    .await;
     assert_eq!(wait_for_texts(&w.meta, 3).await.len(), 3);
     for slug in ["acme", "bolt"] {
         wait_log(&w, slug, |l| {
@@ -1845,21 +1859,7 @@ async fn deleting_a_tenant_takes_its_conversations_and_leaves_the_others(db: Db)
     let Some(w) = World::new(db).await else {
         return;
     };
-    for (slug, pnid, from, wamid, text) in [
-        (
-            "acme",
-            A,
-            "15551230001",
-            "wamid.IN.1",
-            "what are your opening hours",
-        ),
-        ("bolt", B, "15551230002", "wamid.IN.2", "Do you deliver?"),
-    ] {
-        let r = w
-            .post_signed(slug, &text_webhook(pnid, from, wamid, text))
-            .await;
-        assert_eq!(r.status(), 200);
-    }
+    post_each(&w, &ONE_QUESTION_EACH).await;
     for (slug, pnid, to) in [("acme", A, "15551230001"), ("bolt", B, "15551230002")] {
         wait_reply_state(&w, slug, "sent").await;
         let wamid = reply(&w, slug).await.provider_message_id.unwrap();
@@ -1904,13 +1904,11 @@ async fn deleting_a_tenant_takes_its_conversations_and_leaves_the_others(db: Db)
         )
         .await;
     assert_eq!(r.status(), 404);
-    let r = w
-        .post_signed(
-            "bolt",
-            &text_webhook(B, "15551230002", "wamid.IN.4", "Do you deliver?"),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    post_each(
+        &w,
+        &[("bolt", B, "15551230002", "wamid.IN.4", "Do you deliver?")],
+    )
+    .await;
     assert_eq!(wait_for_texts(&w.meta, 3).await.len(), 3);
 }
 
