@@ -8,7 +8,10 @@
 #   e.g. benches/pg-server.sh 3000 target/release/parley
 # SECS (default 30) sets the run's length, WINDOW (default 10) the measured part;
 # PG_SQL, if set, is run on the bench database once a tenant is stored, before the
-# load (an experiment on that database only).
+# load (an experiment on that database only). The CPU is that of every process named
+# postgres on this machine and the WAL figures are the cluster's: run it on a server
+# that serves nothing else. The statistics views lag by up to a second, a few per cent
+# of a 10 s window.
 set -euo pipefail
 RATE=${1:?RATE}; BIN=${2:?BIN}; shift 2
 SECS=${SECS:-30} WINDOW=${WINDOW:-10}
@@ -28,6 +31,7 @@ if [[ -n "${PG_SQL:-}" ]]; then
         [[ -n "$db" ]] && [[ $(psql "$PG/$db" -qtAc "SELECT count(*) FROM tenants" 2>/dev/null || echo 0) -gt 0 ]] && break
         sleep 0.2
     done
+    [[ -n "$db" ]] || { echo "pg-server.sh: no bench database appeared; see $OUT/run.log" >&2; exit 1; }
     psql "$PG/$db" -qc "$PG_SQL"
 fi
 for _ in $(seq 600); do
@@ -40,12 +44,11 @@ sleep 2
 ticks() { local t=0; for p in $(pgrep -x postgres); do
     t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 snap() { psql "$PG/$db" -qtAF' ' -c "SELECT 'db', xact_commit, blks_hit, blks_read, tup_inserted, tup_updated, 0, tup_deleted FROM pg_stat_database WHERE datname = current_database() UNION ALL SELECT relname, 0, 0, 0, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables UNION ALL SELECT 'wal', wal_records, wal_fpi, wal_bytes, 0, 0, 0, 0 FROM pg_stat_wal UNION ALL SELECT 'messages', (SELECT count(*) FROM inbound_messages), 0, 0, 0, 0, 0, 0"; }
-psql "$PG/$db" -qtAc "SELECT pg_stat_clear_snapshot()" >/dev/null
 s0=$(snap); t0=$(ticks); sleep "$WINDOW"; t1=$(ticks); s1=$(snap)
 wait "$run" || echo "pg-server.sh: the run failed; see $OUT/run.log" >&2
-python3 - "$t0" "$t1" "$WINDOW" <<PY
+python3 - "$t0" "$t1" "$WINDOW" "$(getconf CLK_TCK)" <<PY
 import sys
-t0, t1, win = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+t0, t1, win, hz = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 def parse(s):
     return {l.split()[0]: list(map(int, l.split()[1:])) for l in s.strip().splitlines()}
 a, b = parse("""$s0"""), parse("""$s1""")
@@ -53,7 +56,7 @@ d = {k: [y - x for x, y in zip(a[k], b[k])] for k in b if k in a}
 n = d["messages"][0]
 print(f"messages stored in {win:.0f} s: {n} ({n / win:.0f}/s)")
 if n == 0: sys.exit(1)
-cpu = (t1 - t0) / 100
+cpu = (t1 - t0) / hz
 print(f"server CPU: {cpu / win * 100:.0f} % of a core, {cpu / n * 1e6:.0f} µs a message")
 db = d["db"]
 print(f"commits {db[0] / n:.3f}, buffer hits {db[1] / n:.1f}, reads {db[2] / n:.2f} a message")

@@ -256,4 +256,20 @@ async fn parley_runs_as_the_app_role_under_row_level_security() {
     assert_eq!(sent[0].text, "9-18 (acme)");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    // Deleting a tenant as the app role: the message loop's rows go too (they hold no
+    // foreign key to tenants, migration 0012; the policies let parley's own work
+    // delete them).
+    assert_eq!(db.count("SELECT COUNT(*) FROM inbound_messages").await, 1);
+    let store = parley::store::connect(&as_app_role(&db.url)).await.unwrap();
+    store.delete_tenant(a.id).await.unwrap();
+    for table in [
+        "inbound_messages",
+        "outbound_messages",
+        "contacts",
+        "conversations",
+    ] {
+        let n = db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+        assert_eq!(n, 0, "{table} kept the deleted tenant's rows");
+    }
+    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
 }

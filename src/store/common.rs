@@ -11,7 +11,8 @@ pub(super) const SETTINGS_COLS: &str = "bot_enabled, auto_reply, ai_responses, c
     escalation_categories, escalation_phone, escalation_email, log_message_text, log_decisions, \
     handoff_idle_minutes, burst_window_seconds, after_hours_text, escalation_ack_text, \
     llm_monthly_token_budget, window_template_name, window_template_language";
-/// The message loop's tables, which `delete_tenant` empties of a tenant's rows itself.
+/// The message loop's tables, which `delete_tenant` and `sweep_deleted_tenant` empty of
+/// a deleted tenant's rows themselves.
 pub(super) const LOOP_TABLES: [&str; 6] = [
     "message_statuses",
     "outbound_messages",
@@ -207,15 +208,6 @@ macro_rules! impl_store {
 
             async fn delete_tenant(&self, id: TenantId) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                // The message loop's tables hold no foreign key to tenants on PostgreSQL
-                // (migration 0012), so their rows go here, with the tenant's, in one
-                // transaction; everything else goes by its key's ON DELETE CASCADE.
-                for table in LOOP_TABLES {
-                    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = $1")))
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
-                }
                 let n = sqlx::query("DELETE FROM tenants WHERE id = $1")
                     .bind(id.0)
                     .execute(&mut *tx)
@@ -224,8 +216,19 @@ macro_rules! impl_store {
                 if n == 0 {
                     return Err(StoreError::NotFound("tenant"));
                 }
+                // Everything else goes by its key's ON DELETE CASCADE; the message loop's
+                // tables hold no key to tenants on PostgreSQL (migration 0012), so their
+                // rows go here, in the same transaction.
+                Self::delete_loop_rows(&mut tx, id).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn sweep_deleted_tenant(&self, id: TenantId) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let n = Self::delete_loop_rows(&mut tx, id).await?;
+                tx.commit().await?;
+                Ok(n)
             }
 
             async fn find_tenant_by_channel_account(
@@ -370,6 +373,24 @@ macro_rules! impl_store {
         }
 
         impl $store {
+            /// Deletes the message loop's rows of `id` if no tenant `id` exists (each
+            /// statement checks, so a live tenant's rows are never touched); the number
+            /// deleted.
+            async fn delete_loop_rows(conn: &mut $conn, id: TenantId) -> StoreResult<u64> {
+                let mut n = 0;
+                for table in LOOP_TABLES {
+                    n += sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE tenant_id = $1 \
+                         AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $1)"
+                    )))
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                }
+                Ok(n)
+            }
+
             async fn tenant_on(conn: &mut $conn, id: TenantId) -> StoreResult<Tenant> {
                 let sql = format!("SELECT {TENANT_COLS} FROM tenants WHERE id = $1");
                 let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(sql))

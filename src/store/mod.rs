@@ -169,8 +169,14 @@ pub trait Store: MessageStore + ConversationStore + AdminStore + Send + Sync + '
         active: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<Tenant>;
-    /// Deletes a tenant and, by cascade, everything it owns.
+    /// Deletes a tenant and everything it owns: the message loop's rows explicitly (on
+    /// PostgreSQL they hold no foreign key to tenants, migration 0012), the rest by
+    /// cascade.
     async fn delete_tenant(&self, id: TenantId) -> StoreResult<()>;
+    /// Deletes the message loop's rows of a tenant that no longer exists (none while it
+    /// does): what a write that raced the tenant's deletion left behind, found by the
+    /// workers when they meet such a row. The number of rows deleted.
+    async fn sweep_deleted_tenant(&self, id: TenantId) -> StoreResult<u64>;
     /// The one lookup that crosses tenants: which tenant owns this provider account
     /// (Meta's phone_number_id). Webhook routing uses it before it knows the tenant.
     async fn find_tenant_by_channel_account(

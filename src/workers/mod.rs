@@ -420,6 +420,17 @@ async fn cache_sync(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Deletes what a write that raced a tenant's deletion left of it, once a worker meets
+/// such a row (a message or reply whose tenant no longer exists): without it the row
+/// would be claimed again after every lease. Best effort: a failure is logged and the
+/// next claim of the row tries again.
+pub(crate) async fn sweep_deleted_tenant(state: &AppState, tenant: crate::domain::TenantId) {
+    match state.store.sweep_deleted_tenant(tenant).await {
+        Ok(n) => tracing::warn!(%tenant, rows = n, "deleted tenant's leftover rows removed"),
+        Err(e) => tracing::error!(%tenant, error = %e, "cannot remove a deleted tenant's rows"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

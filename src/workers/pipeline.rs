@@ -76,8 +76,13 @@ pub async fn process_known(
     for (msg, key) in claimed.iter().zip(&keys) {
         let ctx = match state.cache.get(msg.tenant_id).await {
             Ok(Some(ctx)) => ctx,
-            // Deleted meanwhile: its rows are gone with it.
-            Ok(None) => continue,
+            // Deleted meanwhile, and this message stored by a write that raced the
+            // deletion (on PostgreSQL no key stops it, migration 0012): its tenant's
+            // leftover rows go, so that nothing claims it again.
+            Ok(None) => {
+                super::sweep_deleted_tenant(state, msg.tenant_id).await;
+                continue;
+            }
             Err(e) => {
                 // Left claimed: taken up again when the lease runs out.
                 tracing::error!(tenant = %msg.tenant_id, error = %e, "pipeline: cannot load tenant");

@@ -109,7 +109,12 @@ async fn send_one(state: &AppState, msg: ClaimedOutbound) -> (SendResult, Option
 async fn attempt(state: &AppState, msg: &ClaimedOutbound) -> (SendOutcome, Option<Receipt>) {
     let ctx = match state.cache.get(msg.tenant_id).await {
         Ok(Some(ctx)) => ctx,
-        Ok(None) => return (failed(None, "tenant no longer exists"), None),
+        Ok(None) => {
+            // A reply queued by a write that raced its tenant's deletion: the tenant's
+            // leftover rows go (`Store::sweep_deleted_tenant`).
+            super::sweep_deleted_tenant(state, msg.tenant_id).await;
+            return (failed(None, "tenant no longer exists"), None);
+        }
         Err(e) => {
             let retry = retry_later(state, msg, None, format!("tenant cannot be loaded: {e}"));
             return (retry, None);
