@@ -668,7 +668,55 @@ async fn concurrent_batches_never_take_more_than_a_rate_limit(db: Db) {
     );
 }
 
+/// Reverting 0012 puts the message loop's foreign keys back on PostgreSQL: rows of
+/// tenants deleted meanwhile (left by a write that raced the deletion) go first, so the
+/// keys can be made, and the live tenants' rows stay. SQLite never dropped its keys
+/// (its 0012 changes nothing), so there the way back and up again only keeps the rows.
+async fn reverting_0012_drops_rows_of_deleted_tenants_and_restores_the_keys(db: Db) {
+    let Some((db, store, (a, _), _)) = two_tenants(db).await else {
+        return;
+    };
+    let gone = uuid::Uuid::new_v4();
+    let contact = |tenant: &str, customer: &str| {
+        format!(
+            "INSERT INTO contacts (tenant_id, channel, customer_id, first_seen_at, \
+             last_inbound_at) VALUES ({tenant}, 'whatsapp', '{customer}', \
+             '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        )
+    };
+    let (live, dead) = match db.kind {
+        Db::Postgres => (format!("'{}'", a.id.0), format!("'{gone}'")),
+        Db::Sqlite => (
+            format!("x'{}'", a.id.0.simple()),
+            format!("x'{}'", gone.simple()),
+        ),
+    };
+    db.exec(&contact(&live, "15550000001")).await;
+    if db.kind == Db::Postgres {
+        db.exec(&contact(&dead, "15550000002")).await;
+    }
+    let keys = "SELECT COUNT(*) FROM pg_constraint WHERE contype = 'f' \
+                AND conrelid = 'contacts'::regclass";
+    if db.kind == Db::Postgres {
+        assert_eq!(db.count(keys).await, 0, "0012 dropped the contacts' key");
+    }
+    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 12);
+    assert_eq!(db.count("SELECT COUNT(*) FROM contacts").await, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM contacts WHERE customer_id = '15550000001'")
+            .await,
+        1,
+        "the live tenant's contact stays"
+    );
+    if db.kind == Db::Postgres {
+        assert_eq!(db.count(keys).await, 1, "the key is back");
+    }
+    store.migrate_up().await.unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM contacts").await, 1);
+}
+
 on_both_backends!(
+    reverting_0012_drops_rows_of_deleted_tenants_and_restores_the_keys,
     tenants_are_created_found_listed_and_toggled,
     a_taken_slug_or_phone_number_id_is_a_conflict_and_writes_nothing,
     a_duplicate_question_within_a_tenant_is_a_conflict_but_not_across_tenants,
