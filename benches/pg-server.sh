@@ -24,22 +24,22 @@ env "$@" "$BENCH/run.sh" --label pg --rate "$RATE" --secs "$SECS" --out "$OUT/ru
     --provision "$HERE/pg-wrap.sh $HERE/fast-number.sh $BIN tenant apply {bundle}" \
     -- --noise-retries 0 >"$OUT/run.log" 2>&1 &
 run=$!
+# Waits for the run's database to hold more than $2 rows in table $1, and names it in db.
 db=""
-if [[ -n "${PG_SQL:-}" ]]; then
-    for _ in $(seq 600); do
+await_rows() {
+    for _ in $(seq 1200); do
         db=$(psql "$PG/postgres" -qtAc "SELECT datname FROM pg_stat_activity WHERE datname LIKE 'parley_bench_%' LIMIT 1" || true)
-        [[ -n "$db" ]] && [[ $(psql "$PG/$db" -qtAc "SELECT count(*) FROM tenants" 2>/dev/null || echo 0) -gt 0 ]] && break
-        sleep 0.2
+        if [[ -n "$db" ]] && [[ $(psql "$PG/$db" -qtAc "SELECT count(*) FROM $1" 2>/dev/null || echo 0) -gt $2 ]]; then return 0; fi
+        sleep 0.25
     done
-    [[ -n "$db" ]] || { echo "pg-server.sh: no bench database appeared; see $OUT/run.log" >&2; exit 1; }
+    echo "pg-server.sh: the run never reached the database; see $OUT/run.log" >&2
+    exit 1
+}
+if [[ -n "${PG_SQL:-}" ]]; then
+    await_rows tenants 0
     psql "$PG/$db" -qc "$PG_SQL"
 fi
-for _ in $(seq 600); do
-    db=$(psql "$PG/postgres" -qtAc "SELECT datname FROM pg_stat_activity WHERE datname LIKE 'parley_bench_%' LIMIT 1" || true)
-    if [[ -n "$db" ]] && [[ $(psql "$PG/$db" -qtAc "SELECT count(*) FROM inbound_messages" 2>/dev/null || echo 0) -gt $((RATE * 2)) ]]; then break; fi
-    sleep 0.5
-done
-[[ -n "$db" ]] || { echo "pg-server.sh: the run never reached the database; see $OUT/run.log" >&2; exit 1; }
+await_rows inbound_messages $((RATE * 2))
 sleep 2
 ticks() { local t=0; for p in $(pgrep -x postgres); do
     t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
