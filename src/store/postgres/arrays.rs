@@ -55,8 +55,11 @@ const BUSY_CANDIDATES: &str = "SELECT v.n FROM unnest($1::uuid[], $2::text[], $3
     OR EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
     AND m.channel = v.ch AND m.customer_id = v.cu AND m.state = 'pending')";
 
-const UPSERT_CONTACTS: &str = "INSERT INTO contacts (tenant_id, channel, customer_id, phone, \
-    user_id, name, first_seen_at, last_inbound_at) \
+/// Each customer's contact and conversation, in one statement (one round trip): the
+/// contact's upsert is a data-modifying `WITH`, which PostgreSQL runs whether or not
+/// the rest reads it, and the conversations' ids come back.
+const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id, channel, \
+    customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
     SELECT t, ch, cu, ph, us, na, rc, rc \
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
     $7::timestamptz[]) AS v (t, ch, cu, ph, us, na, rc) \
@@ -64,32 +67,53 @@ const UPSERT_CONTACTS: &str = "INSERT INTO contacts (tenant_id, channel, custome
     phone = COALESCE(excluded.phone, contacts.phone), \
     user_id = COALESCE(excluded.user_id, contacts.user_id), \
     name = COALESCE(excluded.name, contacts.name), \
-    last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)";
-
-const UPSERT_CONVERSATIONS: &str = "INSERT INTO conversations (tenant_id, id, channel, \
-    customer_id, started_at, last_message_at) \
+    last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)) \
+    INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
     SELECT t, i, ch, cu, rc, rc \
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
+    FROM unnest($1::uuid[], $8::uuid[], $2::text[], $3::text[], $7::timestamptz[]) \
     AS v (t, i, ch, cu, rc) \
     ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
     last_message_at = excluded.last_message_at \
     RETURNING tenant_id, channel, customer_id, id";
 
-const INSERT_DECISIONS: &str = "INSERT INTO decisions (tenant_id, id, inbound_message_id, \
-    conversation_id, reason, faq_id, score, detail, created_at) \
+/// A batch's turns in one statement (one round trip): the decisions ($1–$8, made at
+/// $9), the messages marked done when the pipeline decided them ($28–$32; empty arrays
+/// when they were inserted done), the day's usage ($33–$40) and the replies ($10–$27),
+/// returning the ids of the replies inserted (an idempotency key already stored keeps
+/// its first reply). The parts touch different rows, so their order within the
+/// statement does not matter; the usage rows' locks, shared by every batch of a
+/// tenant, are taken late in the transaction: only a turn's rarer extras (a handoff,
+/// a notification) are written after it.
+const WRITE_TURNS: &str = "WITH decided AS (INSERT INTO decisions (tenant_id, id, \
+    inbound_message_id, conversation_id, reason, faq_id, score, detail, created_at) \
     SELECT t, i, m, c, r, f, s, d::jsonb, $9 \
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
-    $7::float8[], $8::text[]) AS v (t, i, m, c, r, f, s, d)";
-
-const INSERT_OUTBOUND: &str = "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, \
+    $7::float8[], $8::text[]) AS v (t, i, m, c, r, f, s, d)), \
+    done AS (UPDATE inbound_messages AS m SET state = 'done', \
+    claimed_until = NULL, processed_at = $9, conversation_id = v.c, \
+    body = CASE WHEN v.keep THEN m.body ELSE NULL END, \
+    raw = CASE WHEN v.keep THEN m.raw ELSE $32::jsonb END \
+    FROM unnest($28::uuid[], $29::uuid[], $30::uuid[], $31::bool[]) AS v (t, i, c, keep) \
+    WHERE m.tenant_id = v.t AND m.id = v.i), \
+    used AS (INSERT INTO usage_daily (tenant_id, day, slot, inbound, \
+    faq_answers, llm_calls, tokens_in, tokens_out) \
+    SELECT t, $39, $40, n, f, l, ti, tout \
+    FROM unnest($33::uuid[], $34::int8[], $35::int8[], $36::int8[], $37::int8[], $38::int8[]) \
+    AS v (t, n, f, l, ti, tout) \
+    ON CONFLICT (tenant_id, day, slot) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
+    faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
+    llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
+    tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
+    tokens_out = usage_daily.tokens_out + excluded.tokens_out) \
+    INSERT INTO outbound_messages (tenant_id, id, idempotency_key, \
     conversation_id, inbound_message_id, channel, provider_account_id, recipient, \
     recipient_is_user_id, body, faq_id, mark_read_message_id, next_attempt_at, created_at, \
     updated_at, purpose, customer_id, window_closes_at, claimed_until, attempts) \
-    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $16, $16, p, cu, w, cl, at \
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], \
-    $7::text[], $8::text[], $9::bool[], $10::text[], $11::uuid[], $12::text[], \
-    $13::timestamptz[], $14::text[], $15::text[], $17::timestamptz[], $18::timestamptz[], \
-    $19::int8[]) \
+    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $9, $9, p, cu, w, cl, at \
+    FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::uuid[], $14::uuid[], $15::text[], \
+    $16::text[], $17::text[], $18::bool[], $19::text[], $20::uuid[], $21::text[], \
+    $22::timestamptz[], $23::text[], $24::text[], $25::timestamptz[], $26::timestamptz[], \
+    $27::int8[]) \
     AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w, cl, at) \
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id";
 
@@ -100,37 +124,20 @@ const PENDING_RECIPIENTS: &str = "SELECT DISTINCT o.tenant_id, o.channel, o.cust
     ON o.tenant_id = v.t AND o.channel = v.ch AND o.customer_id = v.cu \
     WHERE o.state = 'pending'";
 
-const MARK_INBOUND_DONE: &str = "UPDATE inbound_messages AS m SET state = 'done', \
-    claimed_until = NULL, processed_at = $5, conversation_id = v.c, \
-    body = CASE WHEN v.keep THEN m.body ELSE NULL END, \
-    raw = CASE WHEN v.keep THEN m.raw ELSE $6::jsonb END \
-    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[]) AS v (t, i, c, keep) \
-    WHERE m.tenant_id = v.t AND m.id = v.i";
-
-const COUNT_INBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, slot, inbound, \
-    faq_answers, llm_calls, tokens_in, tokens_out) \
-    SELECT t, $7, $8, n, f, l, ti, tout \
-    FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
-    AS v (t, n, f, l, ti, tout) \
-    ON CONFLICT (tenant_id, day, slot) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
-    faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
-    llm_calls = usage_daily.llm_calls + excluded.llm_calls, \
-    tokens_in = usage_daily.tokens_in + excluded.tokens_in, \
-    tokens_out = usage_daily.tokens_out + excluded.tokens_out";
-
-const MARK_SENT: &str = "UPDATE outbound_messages AS o SET state = 'sent', claimed_until = NULL, \
-    sent_at = $4, updated_at = $4, provider_message_id = v.p, \
+/// Replies sent ($1–$3, at $4) and the day's count of them ($5–$8), in one statement:
+/// one round trip and one commit.
+const MARK_SENT: &str = "WITH sent AS (UPDATE outbound_messages AS o SET state = 'sent', \
+    claimed_until = NULL, sent_at = $4, updated_at = $4, provider_message_id = v.p, \
     delivery_status = CASE WHEN o.delivery_status = 'queued' THEN 'sent' ELSE o.delivery_status END \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v (t, i, p) \
-    WHERE o.tenant_id = v.t AND o.id = v.i";
+    WHERE o.tenant_id = v.t AND o.id = v.i) \
+    INSERT INTO usage_daily (tenant_id, day, slot, outbound) \
+    SELECT t, $7, $8, n FROM unnest($5::uuid[], $6::int8[]) AS v (t, n) \
+    ON CONFLICT (tenant_id, day, slot) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
 
 const EARLY_STATUSES: &str = "SELECT s.tenant_id, s.provider_message_id, s.status, s.error_code \
     FROM message_statuses s JOIN unnest($1::uuid[], $2::text[]) AS v (t, p) \
     ON s.tenant_id = v.t AND s.provider_message_id = v.p";
-
-const COUNT_OUTBOUND_USAGE: &str = "INSERT INTO usage_daily (tenant_id, day, slot, outbound) \
-    SELECT t, $3, $4, n FROM unnest($1::uuid[], $2::int8[]) AS v (t, n) \
-    ON CONFLICT (tenant_id, day, slot) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
 
 /// Makes sure these rate counters exist (at 0), in key order, so that concurrent
 /// batches create and then lock shared counters in the same order.
@@ -376,8 +383,9 @@ impl PgStore {
 
     /// Writes turns whose contacts and conversations are in `conversations`
     /// (`turn_conversations`): decisions, replies (leasing, with `lease_until`, those
-    /// that can go at once, which it returns), the rarer extras, the messages marked
-    /// done unless they were inserted so (`mark_done`), and the day's usage.
+    /// that can go at once, which it returns), the messages marked done unless they
+    /// were inserted so (`mark_done`) and the day's usage, all in one statement
+    /// (`WRITE_TURNS`), then the rarer extras.
     async fn write_turns(
         tx: &mut PgConnection,
         turns: &[TurnRecord],
@@ -395,85 +403,56 @@ impl PgStore {
             .iter()
             .filter_map(|t| t.decision.as_ref().map(|d| (t, d)))
             .collect();
-        if !decided.is_empty() {
-            let details = decided
-                .iter()
-                .map(|(_, d)| d.detail.as_ref().map(json_text).transpose())
-                .collect::<StoreResult<Vec<_>>>()?;
-            sqlx::query(INSERT_DECISIONS)
-                .bind(column(&decided, |(t, _)| t.tenant_id.0))
-                .bind(column(&decided, |(_, d)| d.id))
-                .bind(column(&decided, |(t, _)| t.inbound_id))
-                .bind(column(&decided, |(t, _)| conv(t)))
-                .bind(column(&decided, |(_, d)| d.reason.as_str()))
-                .bind(column(&decided, |(_, d)| d.faq_id))
-                .bind(column(&decided, |(_, d)| d.score))
-                .bind(details)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-
+        let details = decided
+            .iter()
+            .map(|(_, d)| d.detail.as_ref().map(json_text).transpose())
+            .collect::<StoreResult<Vec<_>>>()?;
         let replies: Vec<(&TurnRecord, &OutboundRecord)> = turns
             .iter()
             .flat_map(|t| t.replies.iter().map(move |o| (t, o)))
             .collect();
+        // Read before the replies are written: the pending replies of other turns.
         let leases = match lease_until {
             Some(until) if !replies.is_empty() => {
                 Self::leases(&mut *tx, &replies, now, until).await?
             }
             _ => vec![None; replies.len()],
         };
-        let mut leased = Vec::new();
-        if !replies.is_empty() {
-            let inserted: HashSet<Uuid> = sqlx::query_scalar(INSERT_OUTBOUND)
-                .bind(column(&replies, |(t, _)| t.tenant_id.0))
-                .bind(column(&replies, |(_, o)| o.id))
-                .bind(column(&replies, |(_, o)| o.idempotency_key.as_str()))
-                .bind(column(&replies, |(t, _)| conv(t)))
-                .bind(column(&replies, |(t, _)| t.inbound_id))
-                .bind(column(&replies, |(t, _)| t.channel.as_str()))
-                .bind(column(&replies, |(_, o)| o.provider_account_id.as_str()))
-                .bind(column(&replies, |(_, o)| o.recipient.as_str()))
-                .bind(column(&replies, |(_, o)| o.recipient_is_user_id))
-                .bind(column(&replies, |(_, o)| o.body.as_str()))
-                .bind(column(&replies, |(_, o)| o.faq_id))
-                .bind(column(&replies, |(_, o)| o.mark_read_message_id.as_deref()))
-                .bind(column(&replies, |(_, o)| o.next_attempt_at))
-                .bind(column(&replies, |(_, o)| o.purpose))
-                .bind(column(&replies, |(_, o)| o.customer_id.as_str()))
-                .bind(now)
-                .bind(column(&replies, |(_, o)| o.window_closes_at))
-                .bind(&leases)
-                .bind(column(&leases, |l| i64::from(l.is_some())))
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
-            for ((t, o), lease) in replies.iter().zip(&leases) {
-                if lease.is_some() && inserted.contains(&o.id) {
-                    leased.push(ClaimedOutbound::leased(t, o));
-                }
-            }
-        }
-
-        Self::write_turn_extras(&mut *tx, turns, &conv, now).await?;
-        if mark_done {
-            sqlx::query(MARK_INBOUND_DONE)
-                .bind(column(turns, |t| t.tenant_id.0))
-                .bind(column(turns, |t| t.inbound_id))
-                .bind(column(turns, conv))
-                .bind(column(turns, |t| t.keep_text))
-                .bind(now)
-                .bind(REDACTED_RAW)
-                .execute(&mut *tx)
-                .await?;
-        }
-
-        // Last before the commit: the usage rows are shared by every batch of a tenant,
-        // so their row locks are held as briefly as possible (taken in tenant order).
+        let finished: &[TurnRecord] = if mark_done { turns } else { &[] };
         let usage = usage_per_tenant(turns);
-        sqlx::query(COUNT_INBOUND_USAGE)
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(WRITE_TURNS)
+            .bind(column(&decided, |(t, _)| t.tenant_id.0))
+            .bind(column(&decided, |(_, d)| d.id))
+            .bind(column(&decided, |(t, _)| t.inbound_id))
+            .bind(column(&decided, |(t, _)| conv(t)))
+            .bind(column(&decided, |(_, d)| d.reason.as_str()))
+            .bind(column(&decided, |(_, d)| d.faq_id))
+            .bind(column(&decided, |(_, d)| d.score))
+            .bind(details)
+            .bind(now)
+            .bind(column(&replies, |(t, _)| t.tenant_id.0))
+            .bind(column(&replies, |(_, o)| o.id))
+            .bind(column(&replies, |(_, o)| o.idempotency_key.as_str()))
+            .bind(column(&replies, |(t, _)| conv(t)))
+            .bind(column(&replies, |(t, _)| t.inbound_id))
+            .bind(column(&replies, |(t, _)| t.channel.as_str()))
+            .bind(column(&replies, |(_, o)| o.provider_account_id.as_str()))
+            .bind(column(&replies, |(_, o)| o.recipient.as_str()))
+            .bind(column(&replies, |(_, o)| o.recipient_is_user_id))
+            .bind(column(&replies, |(_, o)| o.body.as_str()))
+            .bind(column(&replies, |(_, o)| o.faq_id))
+            .bind(column(&replies, |(_, o)| o.mark_read_message_id.as_deref()))
+            .bind(column(&replies, |(_, o)| o.next_attempt_at))
+            .bind(column(&replies, |(_, o)| o.purpose))
+            .bind(column(&replies, |(_, o)| o.customer_id.as_str()))
+            .bind(column(&replies, |(_, o)| o.window_closes_at))
+            .bind(&leases)
+            .bind(column(&leases, |l| i64::from(l.is_some())))
+            .bind(column(finished, |t| t.tenant_id.0))
+            .bind(column(finished, |t| t.inbound_id))
+            .bind(column(finished, conv))
+            .bind(column(finished, |t| t.keep_text))
+            .bind(REDACTED_RAW)
             .bind(usage.keys().map(|t| t.0).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.inbound).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.faq_answers).collect::<Vec<_>>())
@@ -482,8 +461,17 @@ impl PgStore {
             .bind(usage.values().map(|u| u.tokens_out).collect::<Vec<_>>())
             .bind(now.date_naive())
             .bind(usage_slot())
-            .execute(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let leased = replies
+            .iter()
+            .zip(&leases)
+            .filter(|((_, o), lease)| lease.is_some() && inserted.contains(&o.id))
+            .map(|((t, o), _)| ClaimedOutbound::leased(t, o))
+            .collect();
+        Self::write_turn_extras(&mut *tx, turns, &conv, now).await?;
         Ok(leased)
     }
 
@@ -689,7 +677,7 @@ async fn turn_conversations(
     let channels: Vec<&str> = unique.iter().map(|t| t.channel.as_str()).collect();
     let customers: Vec<&str> = unique.iter().map(|t| t.customer_id.as_str()).collect();
     let received: Vec<DateTime<Utc>> = unique.iter().map(|t| t.received_at).collect();
-    sqlx::query(UPSERT_CONTACTS)
+    let rows: Vec<(Uuid, String, String, Uuid)> = sqlx::query_as(UPSERT_CUSTOMERS)
         .bind(&tenants)
         .bind(&channels)
         .bind(&customers)
@@ -697,14 +685,7 @@ async fn turn_conversations(
         .bind(column(&unique, |t| t.customer_user_id.as_deref()))
         .bind(column(&unique, |t| t.customer_name.as_deref()))
         .bind(&received)
-        .execute(&mut *tx)
-        .await?;
-    let rows: Vec<(Uuid, String, String, Uuid)> = sqlx::query_as(UPSERT_CONVERSATIONS)
-        .bind(&tenants)
         .bind(column(&unique, |_| Uuid::now_v7()))
-        .bind(&channels)
-        .bind(&customers)
-        .bind(&received)
         .fetch_all(&mut *tx)
         .await?;
     Ok(rows
@@ -848,11 +829,16 @@ async fn mark_sent(
     }
     let tenants: Vec<Uuid> = sent.iter().map(|(r, _)| r.tenant_id.0).collect();
     let ids: Vec<&str> = sent.iter().map(|(_, id)| *id).collect();
+    let per_tenant = sent_per_tenant(results);
     sqlx::query(MARK_SENT)
         .bind(&tenants)
         .bind(column(&sent, |(r, _)| r.id))
         .bind(&ids)
         .bind(now)
+        .bind(per_tenant.keys().map(|t| t.0).collect::<Vec<_>>())
+        .bind(per_tenant.values().copied().collect::<Vec<_>>())
+        .bind(now.date_naive())
+        .bind(usage_slot())
         .execute(&mut *conn)
         .await?;
     // Statuses that arrived before we learnt the ids.
@@ -864,13 +850,5 @@ async fn mark_sent(
     for (tenant, id, status, code) in early {
         PgStore::advance_delivery(conn, TenantId(tenant), &id, &status, code, now).await?;
     }
-    let per_tenant = sent_per_tenant(results);
-    sqlx::query(COUNT_OUTBOUND_USAGE)
-        .bind(per_tenant.keys().map(|t| t.0).collect::<Vec<_>>())
-        .bind(per_tenant.values().copied().collect::<Vec<_>>())
-        .bind(now.date_naive())
-        .bind(usage_slot())
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
