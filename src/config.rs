@@ -244,10 +244,13 @@ impl Config {
         // held its per-tenant usage rows too long (benches/HISTORY.md, run 15); since the
         // wait counts from the first request's arrival and a message is decided in the
         // transaction that stores it, 10 ms took the server's CPU at 2000 msg/s from
-        // ~1.3 cores to ~0.9 against 3 ms (run 34).
+        // ~1.3 cores to ~0.9 against 3 ms (run 34); with a batch's writes in a few
+        // statements (run 45), 40 ms let parley's highest passing step rise from 2200
+        // to 3000 msg/s on that run's machine. Only a heavy load waits that long (the
+        // linger is 0.5 ms per message of the last batch, up to this).
         let batch_linger = Duration::from_millis(number(
             "PARLEY_BATCH_LINGER_MS",
-            if database_url.is_postgres() { 10 } else { 20 },
+            if database_url.is_postgres() { 40 } else { 20 },
         )?);
         if batch_linger > Duration::from_secs(1) {
             bail!("PARLEY_BATCH_LINGER_MS must be at most 1000 (milliseconds)");

@@ -940,6 +940,72 @@ async fn one_customers_messages_are_answered_in_order(db: Db) {
     assert_eq!(texts, ["Yes (acme)", "9-18 (acme)", "You're welcome!"]);
 }
 
+/// A customer's next reply waits for the one in flight: the second message is stored
+/// and decided at once, its reply queued behind the first and sent only once Meta has
+/// answered the first (which it holds for 5 s here).
+async fn a_customers_next_reply_waits_for_the_one_in_flight(db: Db) {
+    let Some(w) = World::with(db, false, |_| {}).await else {
+        return;
+    };
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"text": {"body": "Yes (acme)"}}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": "15551230001", "wa_id": "15551230001"}],
+                    "messages": [{"id": "wamid.OUT.slow"}]
+                }))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&w.meta)
+        .await;
+    mount_text_sends(&w.meta).await;
+    mount_read_receipts(&w.meta).await;
+    let first = text_webhook(A, "15551230001", "wamid.IN.f1", "Do you deliver?");
+    assert_eq!(w.post_signed("acme", &first).await.status(), 200);
+    let started = std::time::Instant::now();
+    while sent_texts(&w.meta).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the first reply never went"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = text_webhook(
+        A,
+        "15551230001",
+        "wamid.IN.f2",
+        "What are your opening hours?",
+    );
+    assert_eq!(w.post_signed("acme", &second).await.status(), 200);
+    wait_log(&w, "acme", |l| {
+        l.iter().filter(|m| m.direction == "out").count() == 2
+    })
+    .await;
+    // Queued, and given time to go if it were not held back: still only the first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sent_texts(&w.meta).await.len(),
+        1,
+        "the second reply went while the first was in flight"
+    );
+    let log = w.log("acme").await;
+    let first_reply = log
+        .iter()
+        .find(|m| m.direction == "out" && m.body.as_deref() == Some("Yes (acme)"))
+        .expect("the first reply is logged");
+    assert_eq!(
+        first_reply.state, "pending",
+        "Meta has not answered the first yet"
+    );
+    let sent = wait_for_texts(&w.meta, 2).await;
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["Yes (acme)", "9-18 (acme)"]);
+}
+
 /// A customer's next message waits for the one before it (one at a time per customer),
 /// but not for the poll: once a message is done, its customer's next one is taken up at
 /// once. Served by an instance whose poll would take a minute.
@@ -1973,6 +2039,7 @@ on_both_backends!(
     meta_verification_answers_the_challenge_only_with_the_right_token,
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
     one_customers_messages_are_answered_in_order,
+    a_customers_next_reply_waits_for_the_one_in_flight,
     a_customers_next_message_does_not_wait_for_the_poll,
     a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_with,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,

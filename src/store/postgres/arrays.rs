@@ -45,15 +45,54 @@ const LOCK_CUSTOMERS: &str = "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2
 /// migration lock uses the one-key form, a space of its own).
 const CUSTOMER_LOCKS: i32 = 0x7061_726c;
 
-/// Of the messages that could be leased as they are stored (by ordinal, from 1), those
-/// stored before or whose customer has a message pending. Each test is one probe of a
-/// unique or customer index per message, whatever the plan cached for the statement.
-const BUSY_CANDIDATES: &str = "SELECT v.n FROM unnest($1::uuid[], $2::text[], $3::text[], \
-    $4::text[]) WITH ORDINALITY AS v (t, ch, pm, cu, n) \
-    WHERE EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
+/// What the storing transaction reads, in one statement (one round trip), of each
+/// message that could be leased as it is stored (by ordinal, from 1): whether it is
+/// busy (stored before, or its customer has a message pending), whether its customer
+/// has a reply pending (which goes before anything new), and its customer's
+/// conversation, if any. Each test is one probe of a unique or customer index, whatever
+/// the plan cached for the statement (`LATERAL` for the conversation: see
+/// `find_conversations`). One snapshot for all three: a message of the customer that
+/// the pipeline finishes meanwhile is seen either pending or done with its reply.
+const LOOK_AHEAD: &str = "SELECT v.n, \
+    EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
     AND m.channel = v.ch AND m.provider_message_id = v.pm) \
     OR EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
-    AND m.channel = v.ch AND m.customer_id = v.cu AND m.state = 'pending')";
+    AND m.channel = v.ch AND m.customer_id = v.cu AND m.state = 'pending') AS busy, \
+    EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = v.t \
+    AND o.channel = v.ch AND o.customer_id = v.cu AND o.state = 'pending') AS replying, \
+    c.id, c.status, c.human_since, c.human_activity_at, c.handoff_reason, \
+    c.after_hours_notice_night \
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS v (t, ch, pm, cu, n) \
+    LEFT JOIN LATERAL (SELECT * FROM conversations x WHERE x.tenant_id = v.t \
+    AND x.channel = v.ch AND x.customer_id = v.cu) AS c ON true";
+
+/// A row of `LOOK_AHEAD`.
+#[derive(sqlx::FromRow)]
+struct LookAhead {
+    n: i64,
+    busy: bool,
+    replying: bool,
+    id: Option<Uuid>,
+    status: Option<String>,
+    human_since: Option<DateTime<Utc>>,
+    human_activity_at: Option<DateTime<Utc>>,
+    handoff_reason: Option<String>,
+    after_hours_notice_night: Option<chrono::NaiveDate>,
+}
+
+impl LookAhead {
+    /// The customer's conversation, if there is one.
+    fn conversation(&self) -> Option<ConversationState> {
+        Some(ConversationState {
+            id: self.id?,
+            status: self.status.clone()?,
+            human_since: self.human_since,
+            human_activity_at: self.human_activity_at,
+            handoff_reason: self.handoff_reason.clone(),
+            after_hours_notice_night: self.after_hours_notice_night,
+        })
+    }
+}
 
 /// Each customer's contact and conversation, in one statement (one round trip): the
 /// contact's upsert is a data-modifying `WITH`, which PostgreSQL runs whether or not
@@ -254,7 +293,7 @@ impl PgStore {
         let mut tx = self.write_pool().begin().await?;
         let conversations = turn_conversations(&mut tx, turns).await?;
         let leased =
-            Self::write_turns(&mut tx, turns, &conversations, now, lease_until, true).await?;
+            Self::write_turns(&mut tx, turns, &conversations, now, lease_until, true, None).await?;
         tx.commit().await?;
         Ok(leased)
     }
@@ -294,22 +333,40 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let busy: HashSet<i64> = if candidates.is_empty() {
-            HashSet::new()
+        let look: Vec<LookAhead> = if candidates.is_empty() {
+            Vec::new()
         } else {
             let of = |f: fn(&InboundRecord) -> &str| -> Vec<&str> {
                 candidates.iter().map(|&i| f(&messages[i])).collect()
             };
-            sqlx::query_scalar(BUSY_CANDIDATES)
+            sqlx::query_as(LOOK_AHEAD)
                 .bind(column(&candidates, |&i| messages[i].tenant_id.0))
                 .bind(of(|r| r.channel.as_str()))
                 .bind(of(|r| r.message.provider_message_id.as_str()))
                 .bind(of(|r| r.message.customer_id.as_str()))
                 .fetch_all(&mut *tx)
                 .await?
-                .into_iter()
-                .collect()
         };
+        let candidate = |l: &LookAhead| {
+            usize::try_from(l.n - 1)
+                .ok()
+                .and_then(|n| candidates.get(n))
+                .map(|&i| &messages[i])
+        };
+        let key = |r: &InboundRecord| {
+            (
+                r.tenant_id.0,
+                r.channel.as_str().to_string(),
+                r.message.customer_id.clone(),
+            )
+        };
+        let busy: HashSet<i64> = look.iter().filter(|l| l.busy).map(|l| l.n).collect();
+        let replying: Recipients = look
+            .iter()
+            .filter(|l| l.replying)
+            .filter_map(candidate)
+            .map(key)
+            .collect();
         let leasing: Vec<usize> = candidates
             .iter()
             .enumerate()
@@ -320,15 +377,16 @@ impl PgStore {
             .iter()
             .map(|&i| ClaimedInbound::leased_from(&messages[i]))
             .collect();
-        let keys: Vec<ConversationKey> = leased
+        // The leased messages' conversations (a busy message is not leased).
+        let conversations: Vec<(ConversationKey, ConversationState)> = look
             .iter()
-            .map(|m| (m.tenant_id, m.channel, m.message.customer_id.clone()))
+            .filter(|l| !l.busy)
+            .filter_map(|l| {
+                let r = candidate(l)?;
+                let key = (r.tenant_id, r.channel, r.message.customer_id.clone());
+                Some((key, l.conversation()?))
+            })
             .collect();
-        let conversations = if keys.is_empty() {
-            Vec::new()
-        } else {
-            find_conversations(&mut *tx, &keys).await?
-        };
         let (turns, now, reply_lease) = match decide.filter(|_| !leased.is_empty()) {
             Some((decide, now, reply_lease)) => (
                 decide_now(&mut tx, decide, &leased, &conversations).await?,
@@ -365,8 +423,16 @@ impl PgStore {
         for s in statuses {
             Self::apply_status(&mut tx, s).await?;
         }
-        let replies =
-            Self::write_turns(&mut tx, &turns, &turn_convs, now, reply_lease, false).await?;
+        let replies = Self::write_turns(
+            &mut tx,
+            &turns,
+            &turn_convs,
+            now,
+            reply_lease,
+            false,
+            Some(&replying),
+        )
+        .await?;
         tx.commit().await?;
         // Left to the pipeline: the leased messages without a turn.
         leased.retain(|m| !done.contains_key(&m.id));
@@ -383,7 +449,8 @@ impl PgStore {
 
     /// Writes turns whose contacts and conversations are in `conversations`
     /// (`turn_conversations`): decisions, replies (leasing, with `lease_until`, those
-    /// that can go at once, which it returns), the messages marked done unless they
+    /// that can go at once, which it returns; `replying`: the recipients with a reply
+    /// pending, when the transaction has read them already), the messages marked done unless they
     /// were inserted so (`mark_done`) and the day's usage, all in one statement
     /// (`WRITE_TURNS`), then the rarer extras.
     async fn write_turns(
@@ -393,6 +460,7 @@ impl PgStore {
         now: DateTime<Utc>,
         lease_until: Option<DateTime<Utc>>,
         mark_done: bool,
+        replying: Option<&Recipients>,
     ) -> StoreResult<Vec<ClaimedOutbound>> {
         if turns.is_empty() {
             return Ok(Vec::new());
@@ -414,7 +482,7 @@ impl PgStore {
         // Read before the replies are written: the pending replies of other turns.
         let leases = match lease_until {
             Some(until) if !replies.is_empty() => {
-                Self::leases(&mut *tx, &replies, now, until).await?
+                Self::leases(&mut *tx, &replies, now, until, replying).await?
             }
             _ => vec![None; replies.len()],
         };
@@ -479,12 +547,15 @@ impl PgStore {
     /// the sender's claim picks: due, its recipient's first in the batch, and no
     /// pending message of that recipient already; and only to the turn's own customer,
     /// whose turns never run side by side, while a staff notification may come from two
-    /// instances at once), `None` for the rest.
+    /// instances at once), `None` for the rest. The recipients with a pending message
+    /// are `replying` when the transaction has read them already (they are read for
+    /// the turns' own customers, the only ones leased), else read here.
     async fn leases(
         tx: &mut PgConnection,
         replies: &[(&TurnRecord, &OutboundRecord)],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
+        replying: Option<&Recipients>,
     ) -> StoreResult<Vec<Option<DateTime<Utc>>>> {
         let mut first = HashSet::new();
         let candidate: Vec<bool> = replies
@@ -497,14 +568,21 @@ impl PgStore {
         if !candidate.contains(&true) {
             return Ok(vec![None; replies.len()]);
         }
-        let busy: HashSet<(Uuid, String, String)> = sqlx::query_as(PENDING_RECIPIENTS)
-            .bind(column(replies, |(t, _)| t.tenant_id.0))
-            .bind(column(replies, |(t, _)| t.channel.as_str()))
-            .bind(column(replies, |(_, o)| o.customer_id.as_str()))
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        let read;
+        let busy = match replying {
+            Some(known) => known,
+            None => {
+                read = sqlx::query_as(PENDING_RECIPIENTS)
+                    .bind(column(replies, |(t, _)| t.tenant_id.0))
+                    .bind(column(replies, |(t, _)| t.channel.as_str()))
+                    .bind(column(replies, |(_, o)| o.customer_id.as_str()))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect::<Recipients>();
+                &read
+            }
+        };
         Ok(replies
             .iter()
             .zip(candidate)
@@ -646,6 +724,9 @@ fn customer_lock(tenant: TenantId, channel: Channel, customer: &str) -> i32 {
 
 /// The conversation ids of turns' customers, by (tenant, channel, customer id).
 type Conversations = HashMap<(Uuid, String, String), Uuid>;
+
+/// Recipients (tenant, channel, customer) with a reply pending.
+type Recipients = HashSet<(Uuid, String, String)>;
 
 fn conversation_of(conversations: &Conversations, t: &TurnRecord) -> Option<Uuid> {
     conversations
