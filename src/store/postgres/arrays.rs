@@ -450,9 +450,9 @@ impl PgStore {
     /// Writes turns whose contacts and conversations are in `conversations`
     /// (`turn_conversations`): decisions, replies (leasing, with `lease_until`, those
     /// that can go at once, which it returns; `replying`: the recipients with a reply
-    /// pending, when the transaction has read them already), the messages marked done unless they
-    /// were inserted so (`mark_done`) and the day's usage, all in one statement
-    /// (`WRITE_TURNS`), then the rarer extras.
+    /// pending, when the transaction has read them already), the messages marked done
+    /// unless they were inserted so (`mark_done`) and the day's usage, all in one
+    /// statement (`WRITE_TURNS`), then the rarer extras.
     async fn write_turns(
         tx: &mut PgConnection,
         turns: &[TurnRecord],
