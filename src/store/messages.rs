@@ -1233,7 +1233,7 @@ macro_rules! impl_message_store {
 
         impl $store {
             /// The rarer parts of a batch of turns: hand-offs, after-hours notices,
-            /// notifications, merged bursts, and the day's usage counters.
+            /// notifications and merged bursts.
             async fn write_turn_extras<F>(conn: &mut $conn, turns: &[TurnRecord], conv: &F, now: DateTime<Utc>) -> StoreResult<()>
             where
                 F: Fn(&TurnRecord) -> Option<Uuid> + Sync,

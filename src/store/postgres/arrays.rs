@@ -115,14 +115,13 @@ const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id
     last_message_at = excluded.last_message_at \
     RETURNING tenant_id, channel, customer_id, id";
 
-/// A batch's turns in one statement (one round trip): the decisions ($1–$8, made at
-/// $9), the messages marked done when the pipeline decided them ($28–$32; empty arrays
-/// when they were inserted done), the day's usage ($33–$40) and the replies ($10–$27),
+/// A batch's turns in one statement (one round trip): the decisions ($1–$8), the
+/// messages marked done when the pipeline decided them ($28–$32; empty arrays when
+/// they were inserted done), the day's usage ($33–$40) and the replies ($10–$27),
 /// returning the ids of the replies inserted (an idempotency key already stored keeps
-/// its first reply). The parts touch different rows, so their order within the
-/// statement does not matter; the usage rows' locks, shared by every batch of a
-/// tenant, are taken late in the transaction: only a turn's rarer extras (a handoff,
-/// a notification) are written after it.
+/// its first reply); $9 is the time of all of them. The parts touch different rows and
+/// none reads another's (they share one snapshot). The transaction's last write: the
+/// usage rows, shared by every batch of a tenant, stay locked only until the commit.
 const WRITE_TURNS: &str = "WITH decided AS (INSERT INTO decisions (tenant_id, id, \
     inbound_message_id, conversation_id, reason, faq_id, score, detail, created_at) \
     SELECT t, i, m, c, r, f, s, d::jsonb, $9 \
@@ -164,14 +163,17 @@ const PENDING_RECIPIENTS: &str = "SELECT DISTINCT o.tenant_id, o.channel, o.cust
     WHERE o.state = 'pending'";
 
 /// Replies sent ($1–$3, at $4) and the day's count of them ($5–$8), in one statement:
-/// one round trip and one commit.
+/// one round trip and one commit. The count reads the update's rows, so the replies
+/// are updated before the usage row is locked, in the order a storing transaction
+/// takes them (a status's reply, then the usage).
 const MARK_SENT: &str = "WITH sent AS (UPDATE outbound_messages AS o SET state = 'sent', \
     claimed_until = NULL, sent_at = $4, updated_at = $4, provider_message_id = v.p, \
     delivery_status = CASE WHEN o.delivery_status = 'queued' THEN 'sent' ELSE o.delivery_status END \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v (t, i, p) \
-    WHERE o.tenant_id = v.t AND o.id = v.i) \
+    WHERE o.tenant_id = v.t AND o.id = v.i RETURNING 1) \
     INSERT INTO usage_daily (tenant_id, day, slot, outbound) \
     SELECT t, $7, $8, n FROM unnest($5::uuid[], $6::int8[]) AS v (t, n) \
+    CROSS JOIN (SELECT count(*) FROM sent) AS done \
     ON CONFLICT (tenant_id, day, slot) DO UPDATE SET outbound = usage_daily.outbound + excluded.outbound";
 
 const EARLY_STATUSES: &str = "SELECT s.tenant_id, s.provider_message_id, s.status, s.error_code \
@@ -479,13 +481,18 @@ impl PgStore {
             .iter()
             .flat_map(|t| t.replies.iter().map(move |o| (t, o)))
             .collect();
-        // Read before the replies are written: the pending replies of other turns.
+        // The recipients with a reply pending (read by the caller or here), before the
+        // replies are written.
         let leases = match lease_until {
             Some(until) if !replies.is_empty() => {
                 Self::leases(&mut *tx, &replies, now, until, replying).await?
             }
             _ => vec![None; replies.len()],
         };
+        // The rarer extras (hand-offs, after-hours notices, notifications, merged
+        // bursts) first: `WRITE_TURNS` takes the day's usage rows, shared by every
+        // batch of a tenant, and their locks are then held only until the commit.
+        Self::write_turn_extras(&mut *tx, turns, &conv, now).await?;
         let finished: &[TurnRecord] = if mark_done { turns } else { &[] };
         let usage = usage_per_tenant(turns);
         let inserted: HashSet<Uuid> = sqlx::query_scalar(WRITE_TURNS)
@@ -539,7 +546,6 @@ impl PgStore {
             .filter(|((_, o), lease)| lease.is_some() && inserted.contains(&o.id))
             .map(|((t, o), _)| ClaimedOutbound::leased(t, o))
             .collect();
-        Self::write_turn_extras(&mut *tx, turns, &conv, now).await?;
         Ok(leased)
     }
 
@@ -701,8 +707,8 @@ async fn insert_inbound(
     Ok(new.into_iter().collect())
 }
 
-/// What `MARK_INBOUND_DONE` and a row inserted done keep of a message whose tenant
-/// logs no text.
+/// What `WRITE_TURNS` (marking a message done) and a row inserted done keep of a
+/// message whose tenant logs no text.
 const REDACTED_RAW: &str = redacted_raw!();
 
 /// A customer's lock for `LOCK_CUSTOMERS`: FNV-1a of tenant, channel and customer id,
