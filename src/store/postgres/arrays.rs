@@ -48,8 +48,9 @@ const CUSTOMER_LOCKS: i32 = 0x7061_726c;
 /// What the storing transaction reads, in one statement (one round trip), of each
 /// message that could be leased as it is stored (by ordinal, from 1): whether it is
 /// busy (stored before, or its customer has a message pending), whether its customer
-/// has a reply pending (which goes before anything new), and its customer's
-/// conversation, if any. Each test is one probe of a unique or customer index, whatever
+/// has a reply pending (which goes before anything new; tested only when `$5`, that
+/// is when this transaction may lease replies), and its customer's conversation, if
+/// any. Each test is one probe of a unique or customer index, whatever
 /// the plan cached for the statement (`LATERAL` for the conversation: see
 /// `find_conversations`). One snapshot for all three: a message of the customer that
 /// the pipeline finishes meanwhile is seen either pending or done with its reply.
@@ -58,7 +59,7 @@ const LOOK_AHEAD: &str = "SELECT v.n, \
     AND m.channel = v.ch AND m.provider_message_id = v.pm) \
     OR EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
     AND m.channel = v.ch AND m.customer_id = v.cu AND m.state = 'pending') AS busy, \
-    EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = v.t \
+    $5 AND EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = v.t \
     AND o.channel = v.ch AND o.customer_id = v.cu AND o.state = 'pending') AS replying, \
     c.id, c.status, c.human_since, c.human_activity_at, c.handoff_reason, \
     c.after_hours_notice_night \
@@ -335,6 +336,8 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Replies are leased only when deciding here with a sending slot.
+        let leases_replies = decide.as_ref().is_some_and(|(_, _, lease)| lease.is_some());
         let look: Vec<LookAhead> = if candidates.is_empty() {
             Vec::new()
         } else {
@@ -346,6 +349,7 @@ impl PgStore {
                 .bind(of(|r| r.channel.as_str()))
                 .bind(of(|r| r.message.provider_message_id.as_str()))
                 .bind(of(|r| r.message.customer_id.as_str()))
+                .bind(leases_replies)
                 .fetch_all(&mut *tx)
                 .await?
         };
