@@ -1885,6 +1885,12 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
     assert_eq!(before[0].0.len(), 2, "acme: one message, one reply");
     assert_eq!(before[1].0.len(), 4, "bolt: two messages, two replies");
     assert_eq!(before[1].1.len(), 2, "bolt: two decisions");
+    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 13);
+    assert_eq!(
+        snapshot(store.clone()).await,
+        before,
+        "after reverting 0013"
+    );
     assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 12);
     assert_eq!(
         snapshot(store.clone()).await,

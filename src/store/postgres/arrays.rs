@@ -21,9 +21,12 @@ use crate::store::messages::*;
 use crate::store::rows::ConversationRow;
 
 /// A webhook's messages, each as it is stored: pending (leased or not), or done in its
-/// conversation when decided in the same transaction (`store_deciding`). One statement
-/// text for every caller, so one plan.
-const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
+/// conversation when decided in the same transaction (`store_deciding`), followed by
+/// what to do with a message stored before.
+macro_rules! insert_inbound {
+    ($then:literal) => {
+        concat!(
+            "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
     received_at, state, claimed_until, attempts, conversation_id, processed_at) \
@@ -33,8 +36,22 @@ const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, chann
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
     $14::text[], $15::text[], $16::int8[], $17::timestamptz[], $18::text[], \
     $19::timestamptz[], $20::int8[], $21::uuid[], $22::timestamptz[]) \
-    AS v (t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me, cx, ra, ts, rc, st, cl, at, cv, pr) \
-    ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING RETURNING id";
+    AS v (t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me, cx, ra, ts, rc, st, cl, at, cv, pr) ",
+            $then
+        )
+    };
+}
+
+/// Skips a message stored before (a provider's retry).
+const INSERT_INBOUND: &str = insert_inbound!(
+    "ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING RETURNING id"
+);
+
+/// For messages the transaction has just looked up and found new, under their
+/// customers' locks (`store_deciding`): no arbiter probe and no speculative insertion,
+/// the pre-check and its confirmation the arbiter's `ON CONFLICT` costs. A copy stored meanwhile
+/// (only a forged one, under another customer's lock, can be) fails the transaction.
+const INSERT_NEW_INBOUND: &str = insert_inbound!("RETURNING id");
 
 /// Takes, in array order, the transaction-scoped locks of a webhook's customers
 /// (`customer_lock`): two transactions storing messages of one customer then look for
@@ -46,8 +63,9 @@ const LOCK_CUSTOMERS: &str = "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2
 const CUSTOMER_LOCKS: i32 = 0x7061_726c;
 
 /// What the storing transaction reads, in one statement (one round trip), of each
-/// message that could be leased as it is stored (by ordinal, from 1): whether it is
-/// busy (stored before, or its customer has a message pending), whether its customer
+/// message that could be leased as it is stored (by ordinal, from 1): whether it was
+/// stored before (`seen`), whether its customer has a message pending (`waiting`;
+/// either makes it busy, not leased), whether its customer
 /// has a reply pending (which goes before anything new; tested only when `$5`, that
 /// is when this transaction may lease replies), and its customer's conversation, if
 /// any. Each test is one probe of a unique or customer index, whatever
@@ -56,9 +74,9 @@ const CUSTOMER_LOCKS: i32 = 0x7061_726c;
 /// the pipeline finishes meanwhile is seen either pending or done with its reply.
 const LOOK_AHEAD: &str = "SELECT v.n, \
     EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
-    AND m.channel = v.ch AND m.provider_message_id = v.pm) \
-    OR EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
-    AND m.channel = v.ch AND m.customer_id = v.cu AND m.state = 'pending') AS busy, \
+    AND m.channel = v.ch AND m.provider_message_id = v.pm) AS seen, \
+    EXISTS (SELECT 1 FROM inbound_messages m WHERE m.tenant_id = v.t \
+    AND m.channel = v.ch AND m.customer_id = v.cu AND m.state = 'pending') AS waiting, \
     $5 AND EXISTS (SELECT 1 FROM outbound_messages o WHERE o.tenant_id = v.t \
     AND o.channel = v.ch AND o.customer_id = v.cu AND o.state = 'pending') AS replying, \
     c.id, c.status, c.human_since, c.human_activity_at, c.handoff_reason, \
@@ -71,7 +89,8 @@ const LOOK_AHEAD: &str = "SELECT v.n, \
 #[derive(sqlx::FromRow)]
 struct LookAhead {
     n: i64,
-    busy: bool,
+    seen: bool,
+    waiting: bool,
     replying: bool,
     id: Option<Uuid>,
     status: Option<String>,
@@ -82,6 +101,11 @@ struct LookAhead {
 }
 
 impl LookAhead {
+    /// Not leased: stored before, or its customer has a message pending.
+    fn busy(&self) -> bool {
+        self.seen || self.waiting
+    }
+
     /// The customer's conversation, if there is one.
     fn conversation(&self) -> Option<ConversationState> {
         Some(ConversationState {
@@ -116,14 +140,39 @@ const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id
     last_message_at = excluded.last_message_at \
     RETURNING tenant_id, channel, customer_id, id";
 
+/// The storing transaction's contacts and conversations, in one statement: the
+/// contacts upserted ($1–$7, as `UPSERT_CUSTOMERS`), the new conversations inserted
+/// ($8–$12) and the known ones' last message time updated by their key ($13–$15),
+/// answering how many of those it found.
+const STORE_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id, channel, \
+    customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
+    SELECT t, ch, cu, ph, us, na, rc, rc \
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::timestamptz[]) AS v (t, ch, cu, ph, us, na, rc) \
+    ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+    phone = COALESCE(excluded.phone, contacts.phone), \
+    user_id = COALESCE(excluded.user_id, contacts.user_id), \
+    name = COALESCE(excluded.name, contacts.name), \
+    last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)), \
+    fresh AS (INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, \
+    last_message_at) SELECT t, i, ch, cu, rc, rc \
+    FROM unnest($8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[]) \
+    AS v (t, i, ch, cu, rc)), \
+    old AS (UPDATE conversations AS c SET last_message_at = v.rc \
+    FROM unnest($13::uuid[], $14::uuid[], $15::timestamptz[]) AS v (t, i, rc) \
+    WHERE c.tenant_id = v.t AND c.id = v.i RETURNING 1) \
+    SELECT count(*) FROM old";
+
 /// A batch's turns in one statement (one round trip): the decisions ($1–$8), the
 /// messages marked done when the pipeline decided them ($28–$32; empty arrays when
 /// they were inserted done), the day's usage ($33–$40) and the replies ($10–$27),
-/// returning the ids of the replies inserted (an idempotency key already stored keeps
-/// its first reply); $9 is the time of all of them. The parts touch different rows and
+/// followed by what to do with a reply whose idempotency key is stored already, and
+/// returning the ids of the replies inserted; $9 is the time of all of them. The parts touch different rows and
 /// none reads another's (they share one snapshot). The transaction's last write: the
 /// usage rows, shared by every batch of a tenant, stay locked only until the commit.
-const WRITE_TURNS: &str = "WITH decided AS (INSERT INTO decisions (tenant_id, id, \
+macro_rules! write_turns {
+    ($then:literal) => {
+        concat!("WITH decided AS (INSERT INTO decisions (tenant_id, id, \
     inbound_message_id, conversation_id, reason, faq_id, score, detail, created_at) \
     SELECT t, i, m, c, r, f, s, d::jsonb, $9 \
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
@@ -153,8 +202,19 @@ const WRITE_TURNS: &str = "WITH decided AS (INSERT INTO decisions (tenant_id, id
     $16::text[], $17::text[], $18::bool[], $19::text[], $20::uuid[], $21::text[], \
     $22::timestamptz[], $23::text[], $24::text[], $25::timestamptz[], $26::timestamptz[], \
     $27::int8[]) \
-    AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w, cl, at) \
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id";
+    AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w, cl, at) ", $then)
+    };
+}
+
+/// The pipeline's turns: a reply whose idempotency key is stored already (the turn of
+/// a message decided again after a crash) keeps its first copy.
+const WRITE_TURNS: &str =
+    write_turns!("ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id");
+
+/// The storing transaction's turns: their messages are inserted in the same
+/// transaction, so their replies' keys, made of the message's id, are new (no arbiter
+/// probe, no speculative insertion).
+const WRITE_NEW_TURNS: &str = write_turns!("RETURNING id");
 
 /// Which of these recipients have a pending message (which goes before anything new).
 const PENDING_RECIPIENTS: &str = "SELECT DISTINCT o.tenant_id, o.channel, o.customer_id \
@@ -213,7 +273,11 @@ impl PgStore {
         conn: &mut PgConnection,
         rows: &[InboundRecord],
     ) -> Option<StoreResult<usize>> {
-        Some(insert_inbound(conn, rows, &[]).await.map(|new| new.len()))
+        Some(
+            insert_inbound(conn, rows, &[], false)
+                .await
+                .map(|new| new.len()),
+        )
     }
 
     /// `MessageStore::store_webhook_leasing` and, with `decide`,
@@ -366,7 +430,7 @@ impl PgStore {
                 r.message.customer_id.clone(),
             )
         };
-        let busy: HashSet<i64> = look.iter().filter(|l| l.busy).map(|l| l.n).collect();
+        let busy: HashSet<i64> = look.iter().filter(|l| l.busy()).map(|l| l.n).collect();
         let replying: Recipients = look
             .iter()
             .filter(|l| l.replying)
@@ -386,7 +450,7 @@ impl PgStore {
         // The leased messages' conversations (a busy message is not leased).
         let conversations: Vec<(ConversationKey, ConversationState)> = look
             .iter()
-            .filter(|l| !l.busy)
+            .filter(|l| !l.busy())
             .filter_map(|l| {
                 let r = candidate(l)?;
                 let key = (r.tenant_id, r.channel, r.message.customer_id.clone());
@@ -403,7 +467,7 @@ impl PgStore {
         };
         // The turns' contacts and conversations first: a decided message's row names
         // its conversation.
-        let turn_convs = turn_conversations(&mut tx, &turns).await?;
+        let turn_convs = storing_conversations(&mut tx, &turns, &conversations).await?;
         let done: HashMap<Uuid, &TurnRecord> = turns.iter().map(|t| (t.inbound_id, t)).collect();
         let mut fates = vec![Fate::Pending; messages.len()];
         for &i in &leasing {
@@ -417,7 +481,10 @@ impl PgStore {
                 None => Fate::Leased(lease_until),
             };
         }
-        let inserted = insert_inbound(&mut tx, messages, &fates).await?;
+        // Every message looked up (one per customer, no id twice) and none stored
+        // before: the common webhook, and then no arbiter probes.
+        let fresh = candidates.len() == messages.len() && look.iter().all(|l| !l.seen);
+        let inserted = insert_inbound(&mut tx, messages, &fates, fresh).await?;
         // Cannot happen but for a message id stored at this moment by a transaction of
         // another customer's (a forged copy): its turn must not be written for a row
         // that is not this. The webhook fails (503) and its retry finds the row.
@@ -481,9 +548,15 @@ impl PgStore {
             .iter()
             .map(|(_, d)| d.detail.as_ref().map(json_text).transpose())
             .collect::<StoreResult<Vec<_>>>()?;
+        // Inserted done here (the storing transaction), the turns' messages are new, and
+        // so are their replies' keys; one key twice in the batch, which the pipeline's
+        // `ON CONFLICT` would skip, is skipped here before it fails the statement.
+        let new_keys = !mark_done;
+        let mut keys = HashSet::new();
         let replies: Vec<(&TurnRecord, &OutboundRecord)> = turns
             .iter()
             .flat_map(|t| t.replies.iter().map(move |o| (t, o)))
+            .filter(|(t, o)| !new_keys || keys.insert((t.tenant_id, o.idempotency_key.as_str())))
             .collect();
         // The recipients with a reply pending (read by the caller or here), before the
         // replies are written.
@@ -499,7 +572,12 @@ impl PgStore {
         Self::write_turn_extras(&mut *tx, turns, &conv, now).await?;
         let finished: &[TurnRecord] = if mark_done { turns } else { &[] };
         let usage = usage_per_tenant(turns);
-        let inserted: HashSet<Uuid> = sqlx::query_scalar(WRITE_TURNS)
+        let sql = if new_keys {
+            WRITE_NEW_TURNS
+        } else {
+            WRITE_TURNS
+        };
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(sql)
             .bind(column(&decided, |(t, _)| t.tenant_id.0))
             .bind(column(&decided, |(_, d)| d.id))
             .bind(column(&decided, |(t, _)| t.inbound_id))
@@ -625,10 +703,13 @@ enum Fate {
 }
 
 /// Inserts `rows`, each as its fate says (pending without one); the ids of the new ones.
+/// `fresh`: every row was looked up under its customer's lock and found new
+/// (`INSERT_NEW_INBOUND`).
 async fn insert_inbound(
     conn: &mut PgConnection,
     rows: &[InboundRecord],
     fates: &[Fate],
+    fresh: bool,
 ) -> StoreResult<HashSet<Uuid>> {
     if rows.is_empty() {
         return Ok(HashSet::new());
@@ -683,7 +764,12 @@ async fn insert_inbound(
         conversations.push(conversation);
         processed.push(at);
     }
-    let new = sqlx::query_scalar(INSERT_INBOUND)
+    let sql = if fresh {
+        INSERT_NEW_INBOUND
+    } else {
+        INSERT_INBOUND
+    };
+    let new = sqlx::query_scalar(sql)
         .bind(column(rows, |r| r.tenant_id.0))
         .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.channel.as_str()))
@@ -782,6 +868,82 @@ async fn turn_conversations(
     Ok(rows
         .into_iter()
         .map(|(tenant, channel, customer, id)| ((tenant, channel, customer), id))
+        .collect())
+}
+
+/// `turn_conversations` for the storing transaction, which has read the turns'
+/// customers' conversations under their locks (`known`, from `LOOK_AHEAD`): a known
+/// conversation is updated by its key and a new one inserted, neither through
+/// `ON CONFLICT`'s arbiter probe and speculative insertion. The contacts are upserted
+/// as before (a contact may exist without a conversation). A conversation deleted since
+/// it was read (a customer's data erased meanwhile) fails the transaction, and the
+/// webhook's retry stores its messages afresh; one created meanwhile (by a writer that
+/// does not take the customer's lock) fails it on the unique key, the same way.
+async fn storing_conversations(
+    tx: &mut PgConnection,
+    turns: &[TurnRecord],
+    known: &[(ConversationKey, ConversationState)],
+) -> StoreResult<Conversations> {
+    if turns.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let known: HashMap<(Uuid, &str, &str), Uuid> = known
+        .iter()
+        .map(|((t, ch, cu), c)| ((t.0, ch.as_str(), cu.as_str()), c.id))
+        .collect();
+    let mut seen = HashSet::new();
+    let unique: Vec<&TurnRecord> = turns
+        .iter()
+        .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
+        .collect();
+    let ids: Vec<(Uuid, bool)> = unique
+        .iter()
+        .map(
+            |t| match known.get(&(t.tenant_id.0, t.channel.as_str(), t.customer_id.as_str())) {
+                Some(&id) => (id, true),
+                None => (Uuid::now_v7(), false),
+            },
+        )
+        .collect();
+    let pick =
+        |old: bool| -> Vec<usize> { (0..unique.len()).filter(|&i| ids[i].1 == old).collect() };
+    let (fresh, old) = (pick(false), pick(true));
+    let updated: i64 = sqlx::query_scalar(STORE_CUSTOMERS)
+        .bind(column(&unique, |t| t.tenant_id.0))
+        .bind(column(&unique, |t| t.channel.as_str()))
+        .bind(column(&unique, |t| t.customer_id.as_str()))
+        .bind(column(&unique, |t| t.customer_phone.as_deref()))
+        .bind(column(&unique, |t| t.customer_user_id.as_deref()))
+        .bind(column(&unique, |t| t.customer_name.as_deref()))
+        .bind(column(&unique, |t| t.received_at))
+        .bind(column(&fresh, |&i| unique[i].tenant_id.0))
+        .bind(column(&fresh, |&i| ids[i].0))
+        .bind(column(&fresh, |&i| unique[i].channel.as_str()))
+        .bind(column(&fresh, |&i| unique[i].customer_id.as_str()))
+        .bind(column(&fresh, |&i| unique[i].received_at))
+        .bind(column(&old, |&i| unique[i].tenant_id.0))
+        .bind(column(&old, |&i| ids[i].0))
+        .bind(column(&old, |&i| unique[i].received_at))
+        .fetch_one(&mut *tx)
+        .await?;
+    if usize::try_from(updated).ok() != Some(old.len()) {
+        return Err(crate::store::StoreError::Conflict(
+            "a conversation was deleted while its message was stored".into(),
+        ));
+    }
+    Ok(unique
+        .iter()
+        .zip(&ids)
+        .map(|(t, (id, _))| {
+            (
+                (
+                    t.tenant_id.0,
+                    t.channel.as_str().to_string(),
+                    t.customer_id.clone(),
+                ),
+                *id,
+            )
+        })
         .collect())
 }
 
