@@ -1006,6 +1006,46 @@ async fn a_customers_next_reply_waits_for_the_one_in_flight(db: Db) {
     assert_eq!(texts, ["Yes (acme)", "9-18 (acme)"]);
 }
 
+/// A customer whose contact is stored without a conversation (left so by hand, or by a
+/// writer of an older version) is answered, once. PostgreSQL's storing transaction
+/// inserts a customer it has found no conversation for without `ON CONFLICT`; here the
+/// contact's key fails it, and the webhook is stored again for the pipeline.
+async fn a_contact_without_a_conversation_is_answered_once(db: Db) {
+    let Some(w) = World::new(db).await else {
+        return;
+    };
+    let tenant = w.tenant("acme").await.id;
+    let id = match w.db.kind {
+        Db::Postgres => format!("'{}'", tenant.0),
+        Db::Sqlite => format!("x'{}'", tenant.0.simple()),
+    };
+    w.db.exec(&format!(
+        "INSERT INTO contacts (tenant_id, channel, customer_id, first_seen_at, \
+         last_inbound_at) VALUES ({id}, 'whatsapp', '15551230077', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+    ))
+    .await;
+    let body = text_webhook(A, "15551230077", "wamid.IN.lone", "Do you deliver?");
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    let sent = wait_for_texts(&w.meta, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].text, "Yes (acme)");
+    assert_eq!(sent[0].to, "+15551230077");
+    assert_eq!(
+        w.db.count("SELECT COUNT(*) FROM conversations WHERE customer_id = '15551230077'")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.db.count("SELECT COUNT(*) FROM contacts WHERE customer_id = '15551230077'")
+            .await,
+        1
+    );
+    // Meta's retry of the same webhook gets no second answer.
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    assert_eq!(wait_for_texts(&w.meta, 2).await.len(), 1);
+}
+
 /// A customer's next message waits for the one before it (one at a time per customer),
 /// but not for the poll: once a message is done, its customer's next one is taken up at
 /// once. Served by an instance whose poll would take a minute.
@@ -2046,6 +2086,7 @@ on_both_backends!(
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
     one_customers_messages_are_answered_in_order,
     a_customers_next_reply_waits_for_the_one_in_flight,
+    a_contact_without_a_conversation_is_answered_once,
     a_customers_next_message_does_not_wait_for_the_poll,
     a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_with,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,

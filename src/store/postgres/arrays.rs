@@ -140,15 +140,23 @@ const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id
     last_message_at = excluded.last_message_at \
     RETURNING tenant_id, channel, customer_id, id";
 
-/// The storing transaction's contacts and conversations, in one statement: the
-/// contacts upserted ($1–$7, as `UPSERT_CUSTOMERS`), the new conversations inserted
-/// ($8–$12) and the known ones' last message time updated by their key ($13–$15),
-/// answering how many of those it found.
-const STORE_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id, channel, \
+/// The storing transaction's contacts and conversations, in one statement ($1–$7 the
+/// customers, $8 their conversations' ids, $9 whether the transaction found that
+/// conversation). A customer without a conversation is new: their contact and
+/// conversation are inserted without `ON CONFLICT`'s arbiter probe and speculative
+/// insertion. A known customer's contact is upserted, as `UPSERT_CUSTOMERS` does, and
+/// their conversation's last message time updated by its key. Answers how many known
+/// conversations it found.
+const STORE_CUSTOMERS: &str = "WITH new_contact AS (INSERT INTO contacts (tenant_id, \
+    channel, customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
+    SELECT t, ch, cu, ph, us, na, rc, rc \
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::timestamptz[], $9::bool[]) AS v (t, ch, cu, ph, us, na, rc, k) WHERE NOT v.k), \
+    contact AS (INSERT INTO contacts (tenant_id, channel, \
     customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
     SELECT t, ch, cu, ph, us, na, rc, rc \
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-    $7::timestamptz[]) AS v (t, ch, cu, ph, us, na, rc) \
+    $7::timestamptz[], $9::bool[]) AS v (t, ch, cu, ph, us, na, rc, k) WHERE v.k \
     ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
     phone = COALESCE(excluded.phone, contacts.phone), \
     user_id = COALESCE(excluded.user_id, contacts.user_id), \
@@ -156,11 +164,11 @@ const STORE_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id,
     last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)), \
     fresh AS (INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, \
     last_message_at) SELECT t, i, ch, cu, rc, rc \
-    FROM unnest($8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[]) \
-    AS v (t, i, ch, cu, rc)), \
+    FROM unnest($1::uuid[], $8::uuid[], $2::text[], $3::text[], $7::timestamptz[], \
+    $9::bool[]) AS v (t, i, ch, cu, rc, k) WHERE NOT v.k), \
     old AS (UPDATE conversations AS c SET last_message_at = v.rc \
-    FROM unnest($13::uuid[], $14::uuid[], $15::timestamptz[]) AS v (t, i, rc) \
-    WHERE c.tenant_id = v.t AND c.id = v.i RETURNING 1) \
+    FROM unnest($1::uuid[], $8::uuid[], $7::timestamptz[], $9::bool[]) AS v (t, i, rc, k) \
+    WHERE v.k AND c.tenant_id = v.t AND c.id = v.i RETURNING 1) \
     SELECT count(*) FROM old";
 
 /// A batch's turns in one statement (one round trip): the decisions ($1–$8), the
@@ -377,12 +385,42 @@ impl PgStore {
     /// (`LOCK_CUSTOMERS`): of two webhooks of one customer stored at once, the second
     /// then finds the first's message (pending, or done with its reply queued) and
     /// leaves its own to the pipeline, which keeps the customer's order.
+    ///
+    /// The rows it finds new (a customer's first conversation and contact, the
+    /// messages, their replies) go in without `ON CONFLICT`. Should one be there after all
+    /// (a contact left without a conversation, a row written meanwhile by a writer that
+    /// does not take the customer's lock), the transaction fails on its unique key and
+    /// the webhook is stored again in a second one that decides nothing and inserts its
+    /// messages through `ON CONFLICT`, leaving them to the pipeline, whose writes all
+    /// go through it.
     async fn store_deciding(
         &self,
         messages: &[InboundRecord],
         statuses: &[StatusRecord],
         lease_until: DateTime<Utc>,
         decide: Option<Deciding>,
+    ) -> StoreResult<(usize, StoredLeased)> {
+        match self
+            .store_once(messages, statuses, lease_until, decide, false)
+            .await
+        {
+            Err(crate::store::StoreError::Conflict(why)) => {
+                tracing::debug!(%why, "storing a webhook again, leaving its messages to the pipeline");
+                self.store_once(messages, statuses, lease_until, None, true)
+                    .await
+            }
+            stored => stored,
+        }
+    }
+
+    /// One try of `store_deciding`; `careful`: every row through `ON CONFLICT`.
+    async fn store_once(
+        &self,
+        messages: &[InboundRecord],
+        statuses: &[StatusRecord],
+        lease_until: DateTime<Utc>,
+        decide: Option<Deciding>,
+        careful: bool,
     ) -> StoreResult<(usize, StoredLeased)> {
         let candidates = lease_candidates(messages);
         let mut locks: Vec<i32> = messages
@@ -483,11 +521,12 @@ impl PgStore {
         }
         // Every message looked up (one per customer, no id twice) and none stored
         // before: the common webhook, and then no arbiter probes.
-        let fresh = candidates.len() == messages.len() && look.iter().all(|l| !l.seen);
+        let fresh = !careful && candidates.len() == messages.len() && look.iter().all(|l| !l.seen);
         let inserted = insert_inbound(&mut tx, messages, &fates, fresh).await?;
         // Cannot happen but for a message id stored at this moment by a transaction of
         // another customer's (a forged copy): its turn must not be written for a row
-        // that is not this. The webhook fails (503) and its retry finds the row.
+        // that is not this. The webhook is stored again (`store_deciding`), which finds
+        // the row.
         if leased.iter().any(|m| !inserted.contains(&m.id)) {
             return Err(crate::store::StoreError::Conflict(
                 "a message leased as new was stored meanwhile".into(),
@@ -873,12 +912,12 @@ async fn turn_conversations(
 
 /// `turn_conversations` for the storing transaction, which has read the turns'
 /// customers' conversations under their locks (`known`, from `LOOK_AHEAD`): a known
-/// conversation is updated by its key and a new one inserted, neither through
-/// `ON CONFLICT`'s arbiter probe and speculative insertion. The contacts are upserted
-/// as before (a contact may exist without a conversation). A conversation deleted since
-/// it was read (a customer's data erased meanwhile) fails the transaction, and the
-/// webhook's retry stores its messages afresh; one created meanwhile (by a writer that
-/// does not take the customer's lock) fails it on the unique key, the same way.
+/// conversation is updated by its key and a new customer's contact and conversation
+/// inserted, neither through `ON CONFLICT`'s arbiter probe and speculative insertion
+/// (`STORE_CUSTOMERS`). A conversation deleted since
+/// it was read (a customer's data erased meanwhile) fails the transaction, as does a
+/// contact or conversation there after all (on its unique key), and the webhook is
+/// stored again the careful way (`store_deciding`).
 async fn storing_conversations(
     tx: &mut PgConnection,
     turns: &[TurnRecord],
@@ -905,9 +944,7 @@ async fn storing_conversations(
             },
         )
         .collect();
-    let pick =
-        |old: bool| -> Vec<usize> { (0..unique.len()).filter(|&i| ids[i].1 == old).collect() };
-    let (fresh, old) = (pick(false), pick(true));
+    let known_ones = ids.iter().filter(|(_, known)| *known).count();
     let updated: i64 = sqlx::query_scalar(STORE_CUSTOMERS)
         .bind(column(&unique, |t| t.tenant_id.0))
         .bind(column(&unique, |t| t.channel.as_str()))
@@ -916,17 +953,11 @@ async fn storing_conversations(
         .bind(column(&unique, |t| t.customer_user_id.as_deref()))
         .bind(column(&unique, |t| t.customer_name.as_deref()))
         .bind(column(&unique, |t| t.received_at))
-        .bind(column(&fresh, |&i| unique[i].tenant_id.0))
-        .bind(column(&fresh, |&i| ids[i].0))
-        .bind(column(&fresh, |&i| unique[i].channel.as_str()))
-        .bind(column(&fresh, |&i| unique[i].customer_id.as_str()))
-        .bind(column(&fresh, |&i| unique[i].received_at))
-        .bind(column(&old, |&i| unique[i].tenant_id.0))
-        .bind(column(&old, |&i| ids[i].0))
-        .bind(column(&old, |&i| unique[i].received_at))
+        .bind(column(&ids, |(id, _)| *id))
+        .bind(column(&ids, |(_, known)| *known))
         .fetch_one(&mut *tx)
         .await?;
-    if usize::try_from(updated).ok() != Some(old.len()) {
+    if usize::try_from(updated).ok() != Some(known_ones) {
         return Err(crate::store::StoreError::Conflict(
             "a conversation was deleted while its message was stored".into(),
         ));
