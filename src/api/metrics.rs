@@ -26,6 +26,9 @@ pub fn install() -> PrometheusHandle {
 }
 
 pub fn router() -> Router<AppState> {
+    // Installed with the routes, not at the first scrape: counters counted before it
+    // would be lost.
+    install();
     Router::new().route("/metrics", get(render))
 }
 

@@ -48,9 +48,10 @@ const INSERT_INBOUND: &str = insert_inbound!(
 );
 
 /// For messages the transaction has just looked up and found new, under their
-/// customers' locks (`store_deciding`): no arbiter probe and no speculative insertion,
-/// the pre-check and its confirmation the arbiter's `ON CONFLICT` costs. A copy stored meanwhile
-/// (only a forged one, under another customer's lock, can be) fails the transaction.
+/// customers' locks (`store_deciding`): no arbiter probe and no speculative insertion
+/// with its confirmation, which `ON CONFLICT` costs. A copy stored meanwhile by a
+/// writer that takes no customer lock (`store_webhook`, when no pipeline slot is free,
+/// storing Meta's redelivery of the same webhook) fails the transaction on the key.
 const INSERT_NEW_INBOUND: &str = insert_inbound!("RETURNING id");
 
 /// Takes, in array order, the transaction-scoped locks of a webhook's customers
@@ -142,9 +143,9 @@ const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id
 
 /// The storing transaction's contacts and conversations, in one statement ($1–$7 the
 /// customers, $8 their conversations' ids, $9 whether the transaction found that
-/// conversation). A customer without a conversation is new: their contact and
-/// conversation are inserted without `ON CONFLICT`'s arbiter probe and speculative
-/// insertion. A known customer's contact is upserted, as `UPSERT_CUSTOMERS` does, and
+/// conversation). A customer whose conversation it did not find is taken as new: their
+/// contact and conversation are inserted without `ON CONFLICT`'s arbiter probe and
+/// speculative insertion (a contact there after all fails the transaction). A known customer's contact is upserted, as `UPSERT_CUSTOMERS` does, and
 /// their conversation's last message time updated by its key. Answers how many known
 /// conversations it found.
 const STORE_CUSTOMERS: &str = "WITH new_contact AS (INSERT INTO contacts (tenant_id, \
@@ -405,7 +406,10 @@ impl PgStore {
             .await
         {
             Err(crate::store::StoreError::Conflict(why)) => {
-                tracing::debug!(%why, "storing a webhook again, leaving its messages to the pipeline");
+                // The first try's decisions were counted in `parley_decisions_total`;
+                // the pipeline counts them again when it decides the messages.
+                metrics::counter!("parley_store_retries_total").increment(1);
+                tracing::warn!(%why, "a row found new was there after all; storing the webhook again for the pipeline");
                 self.store_once(messages, statuses, lease_until, None, true)
                     .await
             }
@@ -519,14 +523,16 @@ impl PgStore {
                 None => Fate::Leased(lease_until),
             };
         }
-        // Every message looked up (one per customer, no id twice) and none stored
-        // before: the common webhook, and then no arbiter probes.
+        // Every message of the batch looked up (each its customer's only one in it,
+        // no id twice) and none stored before: then no arbiter probes. One customer
+        // twice in the batch, or a redelivery, takes the whole batch through them.
         let fresh = !careful && candidates.len() == messages.len() && look.iter().all(|l| !l.seen);
         let inserted = insert_inbound(&mut tx, messages, &fates, fresh).await?;
-        // Cannot happen but for a message id stored at this moment by a transaction of
-        // another customer's (a forged copy): its turn must not be written for a row
-        // that is not this. The webhook is stored again (`store_deciding`), which finds
-        // the row.
+        // Cannot happen (through `ON CONFLICT`) but for a message id stored at this
+        // moment by a writer without this customer's lock (`store_webhook`, or another
+        // customer's transaction with a forged copy): its turn must not be written for a
+        // row that is not this. The webhook is stored again (`store_deciding`), which
+        // finds the row. (Inserted without `ON CONFLICT`, the insert itself fails.)
         if leased.iter().any(|m| !inserted.contains(&m.id)) {
             return Err(crate::store::StoreError::Conflict(
                 "a message leased as new was stored meanwhile".into(),
@@ -560,11 +566,13 @@ impl PgStore {
     }
 
     /// Writes turns whose contacts and conversations are in `conversations`
-    /// (`turn_conversations`): decisions, replies (leasing, with `lease_until`, those
-    /// that can go at once, which it returns; `replying`: the recipients with a reply
-    /// pending, when the transaction has read them already), the messages marked done
-    /// unless they were inserted so (`mark_done`) and the day's usage, all in one
-    /// statement (`WRITE_TURNS`), then the rarer extras.
+    /// (`turn_conversations`, `storing_conversations`): the rarer extras, then
+    /// decisions, replies (leasing, with `lease_until`, those that can go at once,
+    /// which it returns; `replying`: the recipients with a reply pending, when the
+    /// transaction has read them already), the messages marked done unless they were
+    /// inserted so (`mark_done`) and the day's usage, all in one statement:
+    /// `WRITE_TURNS` for the pipeline, `WRITE_NEW_TURNS` (the replies' keys new) for
+    /// the storing transaction, whose messages were inserted done.
     async fn write_turns(
         tx: &mut PgConnection,
         turns: &[TurnRecord],
@@ -915,7 +923,7 @@ async fn turn_conversations(
 /// conversation is updated by its key and a new customer's contact and conversation
 /// inserted, neither through `ON CONFLICT`'s arbiter probe and speculative insertion
 /// (`STORE_CUSTOMERS`). A conversation deleted since
-/// it was read (a customer's data erased meanwhile) fails the transaction, as does a
+/// it was read (its tenant deleted meanwhile) fails the transaction, as does a
 /// contact or conversation there after all (on its unique key), and the webhook is
 /// stored again the careful way (`store_deciding`).
 async fn storing_conversations(
