@@ -120,26 +120,37 @@ impl LookAhead {
     }
 }
 
+/// How a contact stored before takes a new message's details (`UPSERT_CUSTOMERS`,
+/// `STORE_CUSTOMERS`): what it did not know, and the latest inbound time.
+macro_rules! merge_contact {
+    () => {
+        "ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
+        phone = COALESCE(excluded.phone, contacts.phone), \
+        user_id = COALESCE(excluded.user_id, contacts.user_id), \
+        name = COALESCE(excluded.name, contacts.name), \
+        last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)"
+    };
+}
+
 /// Each customer's contact and conversation, in one statement (one round trip): the
 /// contact's upsert is a data-modifying `WITH`, which PostgreSQL runs whether or not
 /// the rest reads it, and the conversations' ids come back.
-const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id, channel, \
+const UPSERT_CUSTOMERS: &str = concat!(
+    "WITH contact AS (INSERT INTO contacts (tenant_id, channel, \
     customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
     SELECT t, ch, cu, ph, us, na, rc, rc \
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-    $7::timestamptz[]) AS v (t, ch, cu, ph, us, na, rc) \
-    ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
-    phone = COALESCE(excluded.phone, contacts.phone), \
-    user_id = COALESCE(excluded.user_id, contacts.user_id), \
-    name = COALESCE(excluded.name, contacts.name), \
-    last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)) \
+    $7::timestamptz[]) AS v (t, ch, cu, ph, us, na, rc) ",
+    merge_contact!(),
+    ") \
     INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, last_message_at) \
     SELECT t, i, ch, cu, rc, rc \
     FROM unnest($1::uuid[], $8::uuid[], $2::text[], $3::text[], $7::timestamptz[]) \
     AS v (t, i, ch, cu, rc) \
     ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
     last_message_at = excluded.last_message_at \
-    RETURNING tenant_id, channel, customer_id, id";
+    RETURNING tenant_id, channel, customer_id, id"
+);
 
 /// The storing transaction's contacts and conversations, in one statement ($1–$7 the
 /// customers, $8 their conversations' ids, $9 whether the transaction found that
@@ -148,7 +159,8 @@ const UPSERT_CUSTOMERS: &str = "WITH contact AS (INSERT INTO contacts (tenant_id
 /// speculative insertion (a contact there after all fails the transaction). A known customer's contact is upserted, as `UPSERT_CUSTOMERS` does, and
 /// their conversation's last message time updated by its key. Answers how many known
 /// conversations it found.
-const STORE_CUSTOMERS: &str = "WITH new_contact AS (INSERT INTO contacts (tenant_id, \
+const STORE_CUSTOMERS: &str = concat!(
+    "WITH new_contact AS (INSERT INTO contacts (tenant_id, \
     channel, customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
     SELECT t, ch, cu, ph, us, na, rc, rc \
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
@@ -157,12 +169,9 @@ const STORE_CUSTOMERS: &str = "WITH new_contact AS (INSERT INTO contacts (tenant
     customer_id, phone, user_id, name, first_seen_at, last_inbound_at) \
     SELECT t, ch, cu, ph, us, na, rc, rc \
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-    $7::timestamptz[], $9::bool[]) AS v (t, ch, cu, ph, us, na, rc, k) WHERE v.k \
-    ON CONFLICT (tenant_id, channel, customer_id) DO UPDATE SET \
-    phone = COALESCE(excluded.phone, contacts.phone), \
-    user_id = COALESCE(excluded.user_id, contacts.user_id), \
-    name = COALESCE(excluded.name, contacts.name), \
-    last_inbound_at = GREATEST(excluded.last_inbound_at, contacts.last_inbound_at)), \
+    $7::timestamptz[], $9::bool[]) AS v (t, ch, cu, ph, us, na, rc, k) WHERE v.k ",
+    merge_contact!(),
+    "), \
     fresh AS (INSERT INTO conversations (tenant_id, id, channel, customer_id, started_at, \
     last_message_at) SELECT t, i, ch, cu, rc, rc \
     FROM unnest($1::uuid[], $8::uuid[], $2::text[], $3::text[], $7::timestamptz[], \
@@ -170,7 +179,8 @@ const STORE_CUSTOMERS: &str = "WITH new_contact AS (INSERT INTO contacts (tenant
     old AS (UPDATE conversations AS c SET last_message_at = v.rc \
     FROM unnest($1::uuid[], $8::uuid[], $7::timestamptz[], $9::bool[]) AS v (t, i, rc, k) \
     WHERE v.k AND c.tenant_id = v.t AND c.id = v.i RETURNING 1) \
-    SELECT count(*) FROM old";
+    SELECT count(*) FROM old"
+);
 
 /// A batch's turns in one statement (one round trip): the decisions ($1–$8), the
 /// messages marked done when the pipeline decided them ($28–$32; empty arrays when
@@ -881,6 +891,16 @@ fn conversation_of(conversations: &Conversations, t: &TurnRecord) -> Option<Uuid
         .copied()
 }
 
+/// The first turn of each customer in `turns`. A batch holds one message per customer
+/// (see claim_inbound), but dedupe anyway: one statement may not write a row twice.
+fn one_turn_per_customer(turns: &[TurnRecord]) -> Vec<&TurnRecord> {
+    let mut seen = HashSet::new();
+    turns
+        .iter()
+        .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
+        .collect()
+}
+
 /// Upserts the contact and the conversation of each customer of `turns` (once per
 /// customer, with the first turn's times) and returns the conversations' ids.
 async fn turn_conversations(
@@ -890,13 +910,7 @@ async fn turn_conversations(
     if turns.is_empty() {
         return Ok(HashMap::new());
     }
-    // A batch holds one message per customer (see claim_inbound), but dedupe anyway:
-    // an upsert may not touch one row twice in a statement.
-    let mut seen = HashSet::new();
-    let unique: Vec<&TurnRecord> = turns
-        .iter()
-        .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
-        .collect();
+    let unique = one_turn_per_customer(turns);
     let tenants: Vec<Uuid> = unique.iter().map(|t| t.tenant_id.0).collect();
     let channels: Vec<&str> = unique.iter().map(|t| t.channel.as_str()).collect();
     let customers: Vec<&str> = unique.iter().map(|t| t.customer_id.as_str()).collect();
@@ -938,11 +952,7 @@ async fn storing_conversations(
         .iter()
         .map(|((t, ch, cu), c)| ((t.0, ch.as_str(), cu.as_str()), c.id))
         .collect();
-    let mut seen = HashSet::new();
-    let unique: Vec<&TurnRecord> = turns
-        .iter()
-        .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
-        .collect();
+    let unique = one_turn_per_customer(turns);
     let ids: Vec<(Uuid, bool)> = unique
         .iter()
         .map(
