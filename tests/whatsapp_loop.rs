@@ -1694,7 +1694,11 @@ async fn a_plain_faq_question_is_answered_in_the_transaction_that_stores_it(db: 
         0
     );
     assert_eq!(
-        count("SELECT COUNT(*) FROM decisions WHERE reason = 'faq_match'").await,
+        count(
+            "SELECT COUNT(*) FROM inbound_messages WHERE decision_reason = 'faq_match' \
+             AND decided_at IS NOT NULL"
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -1897,9 +1901,10 @@ async fn a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webh
     );
 }
 
-/// Migration 0011 (SQLite: the message loop's tables rebuilt with their keys id first;
-/// nothing on PostgreSQL) keeps an operator's messages, replies and decisions, per
-/// tenant, on the way up and back down, and the loop answers on the migrated schema.
+/// Migrations 0011 (SQLite: the message loop's tables rebuilt with their keys id first;
+/// nothing on PostgreSQL) to 0014 (decisions as columns of their messages) keep an
+/// operator's messages, replies and decisions, per tenant, on the way up and back down,
+/// and the loop answers on the migrated schema.
 async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
     let Some(w) = World::new(db).await else {
         return;
@@ -1936,35 +1941,58 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
         }
         all
     };
+    // Below 0014 the decisions are rows of their own: each tenant's, by reason, each
+    // naming one of that tenant's messages.
+    let decision_rows = |slug: &str, reason: &str| {
+        format!(
+            "SELECT COUNT(*) FROM decisions d JOIN inbound_messages m \
+             ON m.tenant_id = d.tenant_id AND m.id = d.inbound_message_id \
+             WHERE d.reason = '{reason}' AND d.tenant_id = (SELECT id FROM tenants WHERE slug = '{slug}')"
+        )
+    };
     app.stop().await;
     let store = db.store().await;
     let before = snapshot(store.clone()).await;
     assert_eq!(before[0].0.len(), 2, "acme: one message, one reply");
     assert_eq!(before[1].0.len(), 4, "bolt: two messages, two replies");
-    assert_eq!(before[1].1.len(), 2, "bolt: two decisions");
-    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 13);
+    let reasons = |i: usize| {
+        let mut r: Vec<String> = before[i].1.iter().map(|d| d.reason.clone()).collect();
+        r.sort();
+        r
+    };
+    assert_eq!(reasons(0), ["faq_match"], "acme: one decision");
     assert_eq!(
-        snapshot(store.clone()).await,
-        before,
-        "after reverting 0013"
+        reasons(1),
+        ["below_threshold", "faq_match"],
+        "bolt: two decisions"
     );
-    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 12);
-    assert_eq!(
-        snapshot(store.clone()).await,
-        before,
-        "after reverting 0012"
-    );
-    assert_eq!(store.migrate_down().await.unwrap().unwrap().version, 11);
-    assert_eq!(
-        snapshot(store.clone()).await,
-        before,
-        "after reverting 0011"
-    );
+    for (version, what) in [(14, "0014"), (13, "0013"), (12, "0012"), (11, "0011")] {
+        assert_eq!(
+            store.migrate_down().await.unwrap().unwrap().version,
+            version
+        );
+        for (i, slug) in ["acme", "bolt"].into_iter().enumerate() {
+            let t = store.find_tenant_by_slug(slug).await.unwrap().unwrap();
+            assert_eq!(
+                store.list_messages(t.id, 1000).await.unwrap(),
+                before[i].0,
+                "{slug}'s messages after reverting {what}"
+            );
+            for reason in ["faq_match", "below_threshold"] {
+                let n = reasons(i).iter().filter(|r| *r == reason).count();
+                assert_eq!(
+                    db.count(&decision_rows(slug, reason)).await,
+                    n as i64,
+                    "{slug}'s {reason} decisions after reverting {what}"
+                );
+            }
+        }
+    }
     store.migrate_up().await.unwrap();
     assert_eq!(
         snapshot(store.clone()).await,
         before,
-        "after 0011 and 0012 again"
+        "after 0011 to 0014 again"
     );
     // The same message again is still a duplicate; a new one is answered.
     let app = TestApp::spawn(&db, keys, &format!("{}/v25.0", meta.uri())).await;
@@ -2001,7 +2029,6 @@ async fn deleting_a_tenant_takes_its_conversations_and_leaves_the_others(db: Db)
         "contacts",
         "conversations",
         "inbound_messages",
-        "decisions",
         "outbound_messages",
         "message_statuses",
         "usage_daily",

@@ -219,7 +219,6 @@ fn assemble(
         }
     }
     let decision = s.log_decisions.then(|| DecisionRecord {
-        id: Uuid::now_v7(),
         reason: outcome.reason.clone(),
         faq_id: outcome.faq_id.map(|f| f.0),
         score: outcome.score,

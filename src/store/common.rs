@@ -13,10 +13,9 @@ pub(super) const SETTINGS_COLS: &str = "bot_enabled, auto_reply, ai_responses, c
     llm_monthly_token_budget, window_template_name, window_template_language";
 /// The message loop's tables, which `delete_tenant` and `sweep_deleted_tenant` empty of
 /// a deleted tenant's rows themselves.
-pub(super) const LOOP_TABLES: [&str; 6] = [
+pub(super) const LOOP_TABLES: [&str; 5] = [
     "message_statuses",
     "outbound_messages",
-    "decisions",
     "inbound_messages",
     "conversations",
     "contacts",

@@ -624,10 +624,10 @@ macro_rules! impl_conversation_store {
                 limit: i64,
             ) -> StoreResult<Vec<StoredDecision>> {
                 let rows: Vec<DecisionRow> = sqlx::query_as(
-                    "SELECT d.inbound_message_id, d.reason, d.faq_id, d.score, d.detail FROM decisions d \
-                     JOIN inbound_messages m ON m.tenant_id = d.tenant_id AND m.id = d.inbound_message_id \
-                     WHERE d.tenant_id = $1 AND m.channel = $2 AND m.customer_id = $3 \
-                     ORDER BY d.created_at, d.id LIMIT $4",
+                    "SELECT id AS inbound_message_id, decision_reason AS reason, \
+                     decision_faq_id AS faq_id, decision_score AS score, decision_detail AS detail \
+                     FROM inbound_messages WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 \
+                     AND decision_reason IS NOT NULL ORDER BY decided_at, id LIMIT $4",
                 )
                 .bind(tenant.0)
                 .bind(channel.as_str())

@@ -1,5 +1,6 @@
-//! The conversation loop's storage: the durable inbox (inbound messages), decisions,
-//! the outbox (outbound messages), delivery statuses and shared rate counters.
+//! The conversation loop's storage: the durable inbox (inbound messages, each with its
+//! decision), the outbox (outbound messages), delivery statuses and shared rate
+//! counters.
 //! Work is claimed with a lease (`claimed_until`), so a crashed worker's rows are
 //! taken up again once the lease runs out, and one customer's messages are claimed
 //! one at a time, oldest first.
@@ -54,7 +55,6 @@ pub struct ClaimedInbound {
 /// Why the bot did what it did with one message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecisionRecord {
-    pub id: Uuid,
     pub reason: String,
     pub faq_id: Option<Uuid>,
     pub score: Option<f64>,
@@ -945,26 +945,6 @@ macro_rules! impl_message_store {
                         .get(&(t.tenant_id.0, t.channel.as_str().to_string(), t.customer_id.clone()))
                         .copied()
                 };
-                let decided: Vec<(&TurnRecord, &DecisionRecord)> =
-                    turns.iter().filter_map(|t| t.decision.as_ref().map(|d| (t, d))).collect();
-                for chunk in decided.chunks(400) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
-                         faq_id, score, detail, created_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, (t, d)| {
-                        b.push_bind(t.tenant_id.0)
-                            .push_bind(d.id)
-                            .push_bind(t.inbound_id)
-                            .push_bind(conv(t))
-                            .push_bind(&d.reason)
-                            .push_bind(d.faq_id)
-                            .push_bind(d.score)
-                            .push_bind(d.detail.as_ref().map(Json))
-                            .push_bind(now);
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
                 let replies: Vec<(&TurnRecord, &OutboundRecord)> =
                     turns.iter().flat_map(|t| t.replies.iter().map(move |o| (t, o))).collect();
                 for chunk in replies.chunks(300) {
@@ -998,21 +978,29 @@ macro_rules! impl_message_store {
                     qb.build().execute(&mut *tx).await?;
                 }
                 Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
-                for chunk in turns.chunks(500) {
+                // Done, with the decision (0014: columns of the message's row).
+                for chunk in turns.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
                     qb.push("processed_at = ").push_bind(now);
+                    qb.push(", decided_at = CASE WHEN v.column5 IS NULL THEN NULL ELSE ").push_bind(now);
                     qb.push(concat!(
-                        ", conversation_id = v.column3, \
+                        " END, conversation_id = v.column3, \
                          body = CASE WHEN v.column4 THEN body ELSE NULL END, \
                          raw = CASE WHEN v.column4 THEN raw ELSE '",
                         redacted_raw!(),
-                        "' END FROM ("
+                        "' END, decision_reason = v.column5, decision_faq_id = v.column6, \
+                         decision_score = v.column7, decision_detail = v.column8 FROM ("
                     ));
                     qb.push_values(chunk, |mut b, t| {
+                        let d = t.decision.as_ref();
                         b.push_bind(t.tenant_id.0)
                             .push_bind(t.inbound_id)
                             .push_bind(conv(t))
-                            .push_bind(t.keep_text);
+                            .push_bind(t.keep_text)
+                            .push_bind(d.map(|d| d.reason.as_str()))
+                            .push_bind(d.and_then(|d| d.faq_id))
+                            .push_bind(d.and_then(|d| d.score))
+                            .push_bind(d.and_then(|d| d.detail.as_ref()).map(Json));
                     });
                     qb.push(") AS v WHERE inbound_messages.tenant_id = v.column1 AND inbound_messages.id = v.column2");
                     qb.build().execute(&mut *tx).await?;
@@ -1216,12 +1204,11 @@ macro_rules! impl_message_store {
 
             async fn list_decisions(&self, tenant: TenantId, limit: i64) -> StoreResult<Vec<StoredDecision>> {
                 let rows: Vec<DecisionRow> = sqlx::query_as(
-                    // Through the tenant's messages: the decisions' own keys are id first
-                    // (SQLite 0011), so the tenant-led customer index bounds the read.
-                    "SELECT d.inbound_message_id, d.reason, d.faq_id, d.score, d.detail \
-                     FROM inbound_messages m JOIN decisions d \
-                     ON d.inbound_message_id = m.id AND d.tenant_id = m.tenant_id \
-                     WHERE m.tenant_id = $1 ORDER BY d.created_at, d.id LIMIT $2",
+                    // A decision is columns of its message (0014).
+                    "SELECT id AS inbound_message_id, decision_reason AS reason, \
+                     decision_faq_id AS faq_id, decision_score AS score, decision_detail AS detail \
+                     FROM inbound_messages WHERE tenant_id = $1 AND decision_reason IS NOT NULL \
+                     ORDER BY decided_at, id LIMIT $2",
                 )
                 .bind(tenant.0)
                 .bind(limit)

@@ -368,6 +368,7 @@ impl HotWriter {
                     row.push(Value::from(state.to_string()));
                     row.push(Value::from(processed_at));
                     row.push(conversation.unwrap_or(Value::Null));
+                    row.extend(decision_values(turn, &at)?);
                     let inserted = insert.execute(rusqlite::params_from_iter(row))?;
                     // Cannot happen (found new above, in this same transaction); were
                     // it to, the turn must not be written for a row that is not this.
@@ -740,13 +741,41 @@ fn store_error(e: rusqlite::Error) -> StoreError {
 }
 
 /// ?18 to ?22: the lease, attempts, state, and, for a row inserted done (decided in
-/// the transaction that stores it), when it was processed and its conversation.
+/// the transaction that stores it), when it was processed and its conversation; ?23 to
+/// ?27 its decision (`decision_values`).
 const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
-    received_at, claimed_until, attempts, state, processed_at, conversation_id) \
+    received_at, claimed_until, attempts, state, processed_at, conversation_id, \
+    decision_reason, decision_faq_id, decision_score, decision_detail, decided_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-    ?19, ?20, ?21, ?22) ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
+    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
+    ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
+
+/// A turn's decision as the columns of its message's row (0014): reason, FAQ, score,
+/// detail and the time decided, all NULL without one (the tenant logs no decisions).
+fn decision_values(
+    t: Option<&TurnRecord>,
+    at: &str,
+) -> rusqlite::Result<[rusqlite::types::Value; 5]> {
+    use rusqlite::types::Value;
+    Ok(match t.and_then(|t| t.decision.as_ref()) {
+        Some(d) => [
+            Value::from(d.reason.clone()),
+            Value::from(d.faq_id.map(|f| id(&f).to_vec())),
+            Value::from(d.score),
+            Value::from(d.detail.as_ref().map(json).transpose()?),
+            Value::from(at.to_string()),
+        ],
+        None => [
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ],
+    })
+}
 
 fn apply_status(tx: &Transaction<'_>, s: &StatusRecord) -> rusqlite::Result<()> {
     let st = &s.status;
@@ -948,10 +977,10 @@ fn turn_conversations<'a>(
     Ok(conversations)
 }
 
-/// Writes the turns' decisions, replies (leasing, with `lease_until`, the replies
+/// Writes the turns' replies (leasing, with `lease_until`, the replies
 /// `complete_inbound_leasing` describes, and returning them), extras and usage, in
 /// `conversations` (`turn_conversations`); with `mark_done`, marks their messages done
-/// (not needed for rows inserted done).
+/// with their decisions (not needed for rows inserted done, decision and all).
 fn write_turns(
     tx: &Transaction<'_>,
     turns: &[TurnRecord],
@@ -971,27 +1000,6 @@ fn write_turns(
             .get(&(t.tenant_id, t.channel.as_str(), t.customer_id.as_str()))
             .copied()
     };
-    let mut decision = tx.prepare_cached(
-        "INSERT INTO decisions (tenant_id, id, inbound_message_id, conversation_id, reason, \
-         faq_id, score, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for t in turns {
-        let conversation = conv(t);
-        if let Some(d) = &t.decision {
-            let detail = d.detail.as_ref().map(json).transpose()?;
-            decision.execute(rusqlite::params![
-                id(&t.tenant_id.0),
-                id(&d.id),
-                id(&t.inbound_id),
-                id_opt(&conversation),
-                d.reason,
-                id_opt(&d.faq_id),
-                d.score,
-                detail,
-                at,
-            ])?;
-        }
-    }
     // ?18 and ?19: the lease (NULL and 0 for a reply left to the sender's claim).
     let mut outbound = tx.prepare_cached(
         "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, \
@@ -1051,22 +1059,27 @@ fn write_turns(
         }
         turn_extras(tx, t, conversation, &at)?;
     }
+    // Done, with the decision (inserted so when decided as it was stored).
     if mark_done {
         let mut done = tx.prepare_cached(concat!(
             "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
              conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
              raw = CASE WHEN ?5 THEN raw ELSE '",
             redacted_raw!(),
-            "' END WHERE tenant_id = ?1 AND id = ?2"
+            "' END, decision_reason = ?6, decision_faq_id = ?7, decision_score = ?8, \
+             decision_detail = ?9, decided_at = ?10 WHERE tenant_id = ?1 AND id = ?2"
         ))?;
         for t in turns {
-            done.execute(rusqlite::params![
-                id(&t.tenant_id.0),
-                id(&t.inbound_id),
-                at,
-                id_opt(&conv(t)),
-                t.keep_text,
-            ])?;
+            use rusqlite::types::Value;
+            let mut values = vec![
+                Value::Blob(id(&t.tenant_id.0).to_vec()),
+                Value::Blob(id(&t.inbound_id).to_vec()),
+                Value::from(at.clone()),
+                Value::from(conv(t).map(|c| id(&c).to_vec())),
+                Value::from(t.keep_text),
+            ];
+            values.extend(decision_values(Some(t), &at)?);
+            done.execute(rusqlite::params_from_iter(values))?;
         }
     }
     // Slot 0 only (`usage_slot`): one writer, no concurrent transaction to spread over.

@@ -21,22 +21,25 @@ use crate::store::messages::*;
 use crate::store::rows::ConversationRow;
 
 /// A webhook's messages, each as it is stored: pending (leased or not), or done in its
-/// conversation when decided in the same transaction (`store_deciding`), followed by
-/// what to do with a message stored before.
+/// conversation, with its decision, when decided in the same transaction
+/// (`store_deciding`), followed by what to do with a message stored before.
 macro_rules! insert_inbound {
     ($then:literal) => {
         concat!(
             "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
-    received_at, state, claimed_until, attempts, conversation_id, processed_at) \
+    received_at, state, claimed_until, attempts, conversation_id, processed_at, \
+    decision_reason, decision_faq_id, decision_score, decision_detail, decided_at) \
     SELECT t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me::jsonb, cx, ra::jsonb, ts, rc, \
-    st, cl, at, cv, pr \
+    st, cl, at, cv, pr, dr, df, ds, dd::jsonb, da \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
     $14::text[], $15::text[], $16::int8[], $17::timestamptz[], $18::text[], \
-    $19::timestamptz[], $20::int8[], $21::uuid[], $22::timestamptz[]) \
-    AS v (t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me, cx, ra, ts, rc, st, cl, at, cv, pr) ",
+    $19::timestamptz[], $20::int8[], $21::uuid[], $22::timestamptz[], $23::text[], \
+    $24::uuid[], $25::float8[], $26::text[], $27::timestamptz[]) \
+    AS v (t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me, cx, ra, ts, rc, st, cl, at, cv, pr, \
+    dr, df, ds, dd, da) ",
             $then
         )
     };
@@ -182,30 +185,29 @@ const STORE_CUSTOMERS: &str = concat!(
     SELECT count(*) FROM old"
 );
 
-/// A batch's turns in one statement (one round trip): the decisions ($1–$8), the
-/// messages marked done when the pipeline decided them ($28–$32; empty arrays when
-/// they were inserted done), the day's usage ($33–$40) and the replies ($10–$27),
-/// followed by what to do with a reply whose idempotency key is stored already, and
-/// returning the ids of the replies inserted; $9 is the time of all of them. The parts touch different rows and
-/// none reads another's (they share one snapshot). The transaction's last write: the
-/// usage rows, shared by every batch of a tenant, stay locked only until the commit.
+/// A batch's turns in one statement (one round trip): the messages marked done, each
+/// with its decision, when the pipeline decided them ($20–$28; empty arrays when they
+/// were inserted done, decision and all), the day's usage ($29–$36) and the replies
+/// ($2–$19), followed by what to do with a reply whose idempotency key is stored
+/// already, and returning the ids of the replies inserted; $1 is the time of all of
+/// them. The parts touch different rows and none reads another's (they share one
+/// snapshot). The transaction's last write: the usage rows, shared by every batch of a
+/// tenant, stay locked only until the commit.
 macro_rules! write_turns {
     ($then:literal) => {
-        concat!("WITH decided AS (INSERT INTO decisions (tenant_id, id, \
-    inbound_message_id, conversation_id, reason, faq_id, score, detail, created_at) \
-    SELECT t, i, m, c, r, f, s, d::jsonb, $9 \
-    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
-    $7::float8[], $8::text[]) AS v (t, i, m, c, r, f, s, d)), \
-    done AS (UPDATE inbound_messages AS m SET state = 'done', \
-    claimed_until = NULL, processed_at = $9, conversation_id = v.c, \
+        concat!("WITH done AS (UPDATE inbound_messages AS m SET state = 'done', \
+    claimed_until = NULL, processed_at = $1, conversation_id = v.c, \
     body = CASE WHEN v.keep THEN m.body ELSE NULL END, \
-    raw = CASE WHEN v.keep THEN m.raw ELSE $32::jsonb END \
-    FROM unnest($28::uuid[], $29::uuid[], $30::uuid[], $31::bool[]) AS v (t, i, c, keep) \
+    raw = CASE WHEN v.keep THEN m.raw ELSE $28::jsonb END, \
+    decision_reason = v.r, decision_faq_id = v.f, decision_score = v.s, \
+    decision_detail = v.d::jsonb, decided_at = CASE WHEN v.r IS NULL THEN NULL ELSE $1 END \
+    FROM unnest($20::uuid[], $21::uuid[], $22::uuid[], $23::bool[], $24::text[], \
+    $25::uuid[], $26::float8[], $27::text[]) AS v (t, i, c, keep, r, f, s, d) \
     WHERE m.tenant_id = v.t AND m.id = v.i), \
     used AS (INSERT INTO usage_daily (tenant_id, day, slot, inbound, \
     faq_answers, llm_calls, tokens_in, tokens_out) \
-    SELECT t, $39, $40, n, f, l, ti, tout \
-    FROM unnest($33::uuid[], $34::int8[], $35::int8[], $36::int8[], $37::int8[], $38::int8[]) \
+    SELECT t, $35, $36, n, f, l, ti, tout \
+    FROM unnest($29::uuid[], $30::int8[], $31::int8[], $32::int8[], $33::int8[], $34::int8[]) \
     AS v (t, n, f, l, ti, tout) \
     ON CONFLICT (tenant_id, day, slot) DO UPDATE SET inbound = usage_daily.inbound + excluded.inbound, \
     faq_answers = usage_daily.faq_answers + excluded.faq_answers, \
@@ -216,11 +218,11 @@ macro_rules! write_turns {
     conversation_id, inbound_message_id, channel, provider_account_id, recipient, \
     recipient_is_user_id, body, faq_id, mark_read_message_id, next_attempt_at, created_at, \
     updated_at, purpose, customer_id, window_closes_at, claimed_until, attempts) \
-    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $9, $9, p, cu, w, cl, at \
-    FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::uuid[], $14::uuid[], $15::text[], \
-    $16::text[], $17::text[], $18::bool[], $19::text[], $20::uuid[], $21::text[], \
-    $22::timestamptz[], $23::text[], $24::text[], $25::timestamptz[], $26::timestamptz[], \
-    $27::int8[]) \
+    SELECT t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, $1, $1, p, cu, w, cl, at \
+    FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], \
+    $8::text[], $9::text[], $10::bool[], $11::text[], $12::uuid[], $13::text[], \
+    $14::timestamptz[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], \
+    $19::int8[]) \
     AS v (t, i, ik, c, m, ch, pa, r, ru, b, f, mr, na, p, cu, w, cl, at) ", $then)
     };
 }
@@ -529,6 +531,7 @@ impl PgStore {
                     conversation: conversation_of(&turn_convs, t),
                     keep_text: t.keep_text,
                     at: now,
+                    decision: t.decision.as_ref(),
                 },
                 None => Fate::Leased(lease_until),
             };
@@ -577,10 +580,10 @@ impl PgStore {
 
     /// Writes turns whose contacts and conversations are in `conversations`
     /// (`turn_conversations`, `storing_conversations`): the rarer extras, then
-    /// decisions, replies (leasing, with `lease_until`, those that can go at once,
-    /// which it returns; `replying`: the recipients with a reply pending, when the
-    /// transaction has read them already), the messages marked done unless they were
-    /// inserted so (`mark_done`) and the day's usage, all in one statement:
+    /// replies (leasing, with `lease_until`, those that can go at once, which it
+    /// returns; `replying`: the recipients with a reply pending, when the transaction
+    /// has read them already), the messages marked done with their decisions unless
+    /// they were inserted so (`mark_done`) and the day's usage, all in one statement:
     /// `WRITE_TURNS` for the pipeline, `WRITE_NEW_TURNS` (the replies' keys new) for
     /// the storing transaction, whose messages were inserted done.
     async fn write_turns(
@@ -597,14 +600,6 @@ impl PgStore {
         }
         let conv = |t: &TurnRecord| conversation_of(conversations, t);
 
-        let decided: Vec<(&TurnRecord, &DecisionRecord)> = turns
-            .iter()
-            .filter_map(|t| t.decision.as_ref().map(|d| (t, d)))
-            .collect();
-        let details = decided
-            .iter()
-            .map(|(_, d)| d.detail.as_ref().map(json_text).transpose())
-            .collect::<StoreResult<Vec<_>>>()?;
         // Inserted done here (the storing transaction), the turns' messages are new, and
         // so are their replies' keys; one key twice in the batch, which the pipeline's
         // `ON CONFLICT` would skip, is skipped here before it fails the statement.
@@ -627,7 +622,21 @@ impl PgStore {
         // bursts) first: `WRITE_TURNS` takes the day's usage rows, shared by every
         // batch of a tenant, and their locks are then held only until the commit.
         Self::write_turn_extras(&mut *tx, turns, &conv, now).await?;
+        // The messages marked done, with their decisions (inserted so by the storing
+        // transaction).
         let finished: &[TurnRecord] = if mark_done { turns } else { &[] };
+        fn decision(t: &TurnRecord) -> Option<&DecisionRecord> {
+            t.decision.as_ref()
+        }
+        let details = finished
+            .iter()
+            .map(|t| {
+                decision(t)
+                    .and_then(|d| d.detail.as_ref())
+                    .map(json_text)
+                    .transpose()
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         let usage = usage_per_tenant(turns);
         let sql = if new_keys {
             WRITE_NEW_TURNS
@@ -635,14 +644,6 @@ impl PgStore {
             WRITE_TURNS
         };
         let inserted: HashSet<Uuid> = sqlx::query_scalar(sql)
-            .bind(column(&decided, |(t, _)| t.tenant_id.0))
-            .bind(column(&decided, |(_, d)| d.id))
-            .bind(column(&decided, |(t, _)| t.inbound_id))
-            .bind(column(&decided, |(t, _)| conv(t)))
-            .bind(column(&decided, |(_, d)| d.reason.as_str()))
-            .bind(column(&decided, |(_, d)| d.faq_id))
-            .bind(column(&decided, |(_, d)| d.score))
-            .bind(details)
             .bind(now)
             .bind(column(&replies, |(t, _)| t.tenant_id.0))
             .bind(column(&replies, |(_, o)| o.id))
@@ -666,6 +667,10 @@ impl PgStore {
             .bind(column(finished, |t| t.inbound_id))
             .bind(column(finished, conv))
             .bind(column(finished, |t| t.keep_text))
+            .bind(column(finished, |t| decision(t).map(|d| d.reason.as_str())))
+            .bind(column(finished, |t| decision(t).and_then(|d| d.faq_id)))
+            .bind(column(finished, |t| decision(t).and_then(|d| d.score)))
+            .bind(details)
             .bind(REDACTED_RAW)
             .bind(usage.keys().map(|t| t.0).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.inbound).collect::<Vec<_>>())
@@ -745,17 +750,18 @@ impl PgStore {
 
 /// How a message's row is inserted.
 #[derive(Clone, Copy)]
-enum Fate {
+enum Fate<'a> {
     /// Pending, for the pipeline to claim.
     Pending,
     /// Pending, leased until then (handed to the pipeline as it is stored).
     Leased(DateTime<Utc>),
-    /// Decided in the storing transaction: done, in its conversation, its text dropped
-    /// unless the tenant keeps it.
+    /// Decided in the storing transaction: done, in its conversation, with its decision
+    /// (none when the tenant logs none), its text dropped unless the tenant keeps it.
     Done {
         conversation: Option<Uuid>,
         keep_text: bool,
         at: DateTime<Utc>,
+        decision: Option<&'a DecisionRecord>,
     },
 }
 
@@ -765,7 +771,7 @@ enum Fate {
 async fn insert_inbound(
     conn: &mut PgConnection,
     rows: &[InboundRecord],
-    fates: &[Fate],
+    fates: &[Fate<'_>],
     fresh: bool,
 ) -> StoreResult<HashSet<Uuid>> {
     if rows.is_empty() {
@@ -807,20 +813,33 @@ async fn insert_inbound(
     let mut attempts = Vec::with_capacity(rows.len());
     let mut conversations = Vec::with_capacity(rows.len());
     let mut processed = Vec::with_capacity(rows.len());
+    let mut decisions = Vec::with_capacity(rows.len());
     for i in 0..rows.len() {
-        let (state, until, tries, conversation, at) = match fate(i) {
-            Fate::Pending => ("pending", None, 0_i64, None, None),
-            Fate::Leased(until) => ("pending", Some(until), 1, None, None),
+        let (state, until, tries, conversation, at, decision) = match fate(i) {
+            Fate::Pending => ("pending", None, 0_i64, None, None, None),
+            Fate::Leased(until) => ("pending", Some(until), 1, None, None, None),
             Fate::Done {
-                conversation, at, ..
-            } => ("done", None, 1, conversation, Some(at)),
+                conversation,
+                at,
+                decision,
+                ..
+            } => ("done", None, 1, conversation, Some(at), decision),
         };
         states.push(state);
         claimed.push(until);
         attempts.push(tries);
         conversations.push(conversation);
         processed.push(at);
+        decisions.push(decision.map(|d| (d, at)));
     }
+    let details = decisions
+        .iter()
+        .map(|d| {
+            d.and_then(|(d, _)| d.detail.as_ref())
+                .map(json_text)
+                .transpose()
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
     let sql = if fresh {
         INSERT_NEW_INBOUND
     } else {
@@ -849,6 +868,11 @@ async fn insert_inbound(
         .bind(attempts)
         .bind(conversations)
         .bind(processed)
+        .bind(column(&decisions, |d| d.map(|(d, _)| d.reason.as_str())))
+        .bind(column(&decisions, |d| d.and_then(|(d, _)| d.faq_id)))
+        .bind(column(&decisions, |d| d.and_then(|(d, _)| d.score)))
+        .bind(details)
+        .bind(column(&decisions, |d| d.and_then(|(_, at)| at)))
         .fetch_all(&mut *conn)
         .await?;
     Ok(new.into_iter().collect())
