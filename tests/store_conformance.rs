@@ -589,6 +589,7 @@ async fn usage_in_several_slots_reads_as_one_day_and_folds_back_on_the_way_down(
     assert_eq!(read(a.id).await, [(Some(day), 8, 5, 60)]);
     assert_eq!(read(b.id).await, [(Some(day), 9, 9, 0)]);
     for (version, what) in [
+        (15, "0015 (outbox fillfactor)"),
         (14, "0014 (decisions on messages)"),
         (13, "0013 (one outbound customer index)"),
         (12, "0012 (loop keys)"),
@@ -705,7 +706,7 @@ async fn reverting_0012_drops_rows_of_deleted_tenants_and_restores_the_keys(db: 
     if db.kind == Db::Postgres {
         assert_eq!(db.count(keys).await, 0, "0012 dropped the contacts' key");
     }
-    for version in [14, 13, 12] {
+    for version in [15, 14, 13, 12] {
         assert_eq!(
             store.migrate_down().await.unwrap().unwrap().version,
             version

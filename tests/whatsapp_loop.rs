@@ -1902,7 +1902,7 @@ async fn a_panic_while_deciding_in_the_storing_transaction_still_stores_the_webh
 }
 
 /// Migrations 0011 (SQLite: the message loop's tables rebuilt with their keys id first;
-/// nothing on PostgreSQL) to 0014 (decisions as columns of their messages) keep an
+/// nothing on PostgreSQL) to 0015 (0014: decisions as columns of their messages) keep an
 /// operator's messages, replies and decisions, per tenant, on the way up and back down,
 /// and the loop answers on the migrated schema.
 async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
@@ -1966,7 +1966,13 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
         ["below_threshold", "faq_match"],
         "bolt: two decisions"
     );
-    for (version, what) in [(14, "0014"), (13, "0013"), (12, "0012"), (11, "0011")] {
+    for (version, what) in [
+        (15, "0015"),
+        (14, "0014"),
+        (13, "0013"),
+        (12, "0012"),
+        (11, "0011"),
+    ] {
         assert_eq!(
             store.migrate_down().await.unwrap().unwrap().version,
             version
@@ -1978,6 +1984,14 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
                 before[i].0,
                 "{slug}'s messages after reverting {what}"
             );
+            if version > 14 {
+                assert_eq!(
+                    store.list_decisions(t.id, 1000).await.unwrap(),
+                    before[i].1,
+                    "{slug}'s decisions after reverting {what}"
+                );
+                continue;
+            }
             for reason in ["faq_match", "below_threshold"] {
                 let n = reasons(i).iter().filter(|r| *r == reason).count();
                 assert_eq!(
@@ -1992,7 +2006,7 @@ async fn messages_and_decisions_survive_the_id_first_keys_both_ways(db: Db) {
     assert_eq!(
         snapshot(store.clone()).await,
         before,
-        "after 0011 to 0014 again"
+        "after 0011 to 0015 again"
     );
     // The same message again is still a duplicate; a new one is answered.
     let app = TestApp::spawn(&db, keys, &format!("{}/v25.0", meta.uri())).await;

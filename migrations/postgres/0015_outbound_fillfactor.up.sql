@@ -1,0 +1,12 @@
+-- Room on each page of the outbox for the row's later versions. A reply's row is
+-- written again when it is sent (a new version with new index entries: the update
+-- changes the indexed state and provider id) and again for each delivery status (sent,
+-- delivered, read: up to three a reply in real traffic). A status changes no indexed
+-- column, so PostgreSQL can write its version on the same page without touching an
+-- index (a HOT update), but only if the page has room; packed full (the default
+-- fillfactor, 100) about one status in eight found it, the rest wrote four index
+-- entries each. At 70 about six in seven do, and the table stays smaller (dead
+-- versions on a page are pruned in place instead of moving rows to new pages): 90 MB
+-- against 147 MB for 120,000 replies with their delivered and read statuses (run 47).
+-- Pages written from now on; existing ones fill as they are.
+ALTER TABLE outbound_messages SET (fillfactor = 70);
