@@ -8,10 +8,11 @@
 # rate the three together allow on this machine's cores.
 #   benches/pg-server.sh RATE BIN [ENV=VALUE...]
 #   e.g. benches/pg-server.sh 3000 target/release/parley
-# SECS (default 30) sets the run's length, WINDOW (default 10) the measured part,
-# SETTLE (default 12) the seconds between the load's first 2 s of rows and the window:
-# parley's upkeep analyzes the hot tables 1, 3, 7 and 15 s after it starts (a young
-# database's statistics), about a tenth of the server's CPU in a window that holds one;
+# WINDOW (default 10) sets the measured part, SETTLE (default 12) the seconds between
+# the load's first 2 s of rows and the window (parley's upkeep analyzes the hot tables
+# 1, 3, 7 and 15 s after it starts, for a young database's statistics: about a tenth
+# of the server's CPU in a window that holds one), SECS (default SETTLE + WINDOW + 8)
+# the run's length;
 # PG_SQL, if set, is run on the bench database once a tenant is stored, before the
 # load (an experiment on that database only). The CPU is that of every process named
 # postgres on this machine and the WAL figures are the cluster's: run it on a server
@@ -19,7 +20,8 @@
 # of a 10 s window.
 set -euo pipefail
 RATE=${1:?RATE}; BIN=${2:?BIN}; shift 2
-SECS=${SECS:-30} WINDOW=${WINDOW:-10}
+WINDOW=${WINDOW:-10} SETTLE=${SETTLE:-12}
+SECS=${SECS:-$((SETTLE + WINDOW + 8))}
 HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH=${PARLEY_BENCH_DIR:-$HERE/../../shared/bench}
 PG=${PARLEY_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
@@ -45,7 +47,7 @@ if [[ -n "${PG_SQL:-}" ]]; then
     psql "$PG/$db" -qc "$PG_SQL"
 fi
 await_rows inbound_messages $((RATE * 2))
-sleep "${SETTLE:-12}"
+sleep "$SETTLE"
 # CPU ticks of the processes named $1 (every thread: utime + stime of the process).
 ticks() { local t=0; for p in $(pgrep -x "$1"); do
     t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }

@@ -16,6 +16,9 @@ PG=${PARLEY_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 SECS=30 WINDOW=10 "$HERE/pg-server.sh" "$RATE" "$BIN" | grep -E "^(messages stored|CPU a message)"
 db=$(psql "$PG/postgres" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'parley_bench_%' ORDER BY oid DESC LIMIT 1")
 psql "$PG/$db" -qtAc "SELECT 'outbox options: ' || COALESCE(array_to_string(reloptions, ', '), 'none') FROM pg_class WHERE relname = 'outbound_messages'"
+updates() { psql "$PG/$db" -qtAF' ' -c "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'outbound_messages'"; }
+sleep 2 # the statistics views lag by up to a second
+before=$(updates)
 psql "$PG/$db" -q <<'SQL'
 CREATE PROCEDURE pg_statuses_bench(st text, rank int) LANGUAGE plpgsql AS $$
 DECLARE r record; n int := 0;
@@ -36,6 +39,9 @@ CALL pg_statuses_bench('delivered', 2);
 CALL pg_statuses_bench('read', 3);
 DROP PROCEDURE pg_statuses_bench;
 SQL
-sleep 2 # the statistics views lag by up to a second
-psql "$PG/$db" -qtAF' ' -c "SELECT (SELECT count(*) FROM outbound_messages), n_tup_upd, n_tup_hot_upd, pg_relation_size('outbound_messages') FROM pg_stat_user_tables WHERE relname = 'outbound_messages'" |
-    awk '{ s = $2 - $1; printf "replies %d: %d updates (%d sends, %d statuses), %d HOT (%.0f %% of the statuses); outbox %.0f MB\n", $1, $2, $1, s, $3, s ? 100 * $3 / s : 0, $4 / 1048576 }'
+sleep 2
+after=$(updates)
+replies=$(psql "$PG/$db" -qtAc "SELECT count(*) FROM outbound_messages")
+size=$(psql "$PG/$db" -qtAc "SELECT pg_relation_size('outbound_messages')")
+echo "$before $after $replies $size" | awk '{ s = $3 - $1; h = $4 - $2;
+    printf "replies %d: %d status updates, %d HOT (%.0f %%); outbox %.0f MB\n", $5, s, h, s ? 100 * h / s : 0, $6 / 1048576 }'

@@ -1298,6 +1298,60 @@ async fn decide(
         .unwrap()
 }
 
+/// A message decided twice (a second worker took it once the first one's lease ran
+/// out, and both wrote their turns) keeps its first decision, as it keeps its first
+/// reply; a second turn without a decision (the tenant turned decision logging off
+/// meanwhile) does not wipe it. The decision is columns of the message's row (0014).
+async fn a_message_decided_twice_keeps_its_first_decision_and_reply(db: Db) {
+    let Some(w) = World::with(db, true, |_| {}).await else {
+        return;
+    };
+    let (app, _) = stored_but_not_processed(&w, "wamid.IN.twice", Duration::from_secs(60)).await;
+    let state = &app.state;
+    let claimed = parley::workers::pipeline::claim(state).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let now = Utc::now();
+    let first = decide(state, &claimed[0], now).await;
+    assert_eq!(first.decision.as_ref().unwrap().reason, "faq_match");
+    let mut second = first.clone();
+    let d = second.decision.as_mut().unwrap();
+    d.reason = "below_threshold".into();
+    d.faq_id = None;
+    d.score = Some(0.1);
+    for reply in &mut second.replies {
+        reply.id = uuid::Uuid::now_v7();
+        reply.body = "a second answer".into();
+    }
+    let mut third = first.clone();
+    third.decision = None;
+    third.replies.clear();
+    let later = now + chrono::Duration::seconds(61);
+    state.store.complete_inbound(&[first], now).await.unwrap();
+    state
+        .store
+        .complete_inbound(&[second], later)
+        .await
+        .unwrap();
+    state.store.complete_inbound(&[third], later).await.unwrap();
+    let t = claimed[0].tenant_id;
+    let decisions = state.store.list_decisions(t, 100).await.unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].reason, "faq_match");
+    assert!(decisions[0].faq_id.is_some());
+    assert_eq!(decisions[0].inbound_message_id, claimed[0].id);
+    let replies: Vec<String> = state
+        .store
+        .list_messages(t, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == "out")
+        .map(|m| m.body.unwrap_or_default())
+        .collect();
+    assert_eq!(replies, ["Yes (acme)"]);
+    app.stop().await;
+}
+
 /// The conversation a turn was decided with is a hint to the writer: a turn decided
 /// before the customer's conversation existed, or with one that has gone, still joins
 /// the one there is; one decided with it is attached to it. Never a second
@@ -2147,6 +2201,7 @@ on_both_backends!(
     a_contact_without_a_conversation_is_answered_once,
     a_customers_next_message_does_not_wait_for_the_poll,
     a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_with,
+    a_message_decided_twice_keeps_its_first_decision_and_reply,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,

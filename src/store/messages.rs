@@ -978,18 +978,29 @@ macro_rules! impl_message_store {
                     qb.build().execute(&mut *tx).await?;
                 }
                 Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
-                // Done, with the decision (0014: columns of the message's row).
+                // Done, with the decision (0014: columns of the message's row) unless it
+                // has one already: a message decided again keeps its first decision, as it
+                // keeps its first reply.
                 for chunk in turns.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
                     qb.push("processed_at = ").push_bind(now);
-                    qb.push(", decided_at = CASE WHEN v.column5 IS NULL THEN NULL ELSE ").push_bind(now);
+                    qb.push(
+                        ", decided_at = CASE WHEN inbound_messages.decision_reason IS NOT NULL \
+                         THEN inbound_messages.decided_at WHEN v.column5 IS NOT NULL THEN ",
+                    )
+                    .push_bind(now);
                     qb.push(concat!(
                         " END, conversation_id = v.column3, \
                          body = CASE WHEN v.column4 THEN body ELSE NULL END, \
                          raw = CASE WHEN v.column4 THEN raw ELSE '",
                         redacted_raw!(),
-                        "' END, decision_reason = v.column5, decision_faq_id = v.column6, \
-                         decision_score = v.column7, decision_detail = v.column8 FROM ("
+                        "' END, decision_reason = COALESCE(inbound_messages.decision_reason, v.column5), \
+                         decision_faq_id = CASE WHEN inbound_messages.decision_reason IS NULL \
+                         THEN v.column6 ELSE inbound_messages.decision_faq_id END, \
+                         decision_score = CASE WHEN inbound_messages.decision_reason IS NULL \
+                         THEN v.column7 ELSE inbound_messages.decision_score END, \
+                         decision_detail = CASE WHEN inbound_messages.decision_reason IS NULL \
+                         THEN v.column8 ELSE inbound_messages.decision_detail END FROM ("
                     ));
                     qb.push_values(chunk, |mut b, t| {
                         let d = t.decision.as_ref();

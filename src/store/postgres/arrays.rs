@@ -186,8 +186,10 @@ const STORE_CUSTOMERS: &str = concat!(
 );
 
 /// A batch's turns in one statement (one round trip): the messages marked done, each
-/// with its decision, when the pipeline decided them ($20–$28; empty arrays when they
-/// were inserted done, decision and all), the day's usage ($29–$36) and the replies
+/// with its decision unless it has one already (a message decided again keeps its
+/// first decision, as it keeps its first reply), when the pipeline decided them
+/// ($20–$28; empty arrays when they were inserted done, decision and all), the day's
+/// usage ($29–$36) and the replies
 /// ($2–$19), followed by what to do with a reply whose idempotency key is stored
 /// already, and returning the ids of the replies inserted; $1 is the time of all of
 /// them. The parts touch different rows and none reads another's (they share one
@@ -199,8 +201,13 @@ macro_rules! write_turns {
     claimed_until = NULL, processed_at = $1, conversation_id = v.c, \
     body = CASE WHEN v.keep THEN m.body ELSE NULL END, \
     raw = CASE WHEN v.keep THEN m.raw ELSE $28::jsonb END, \
-    decision_reason = v.r, decision_faq_id = v.f, decision_score = v.s, \
-    decision_detail = v.d::jsonb, decided_at = CASE WHEN v.r IS NULL THEN NULL ELSE $1 END \
+    decision_reason = COALESCE(m.decision_reason, v.r), \
+    decision_faq_id = CASE WHEN m.decision_reason IS NULL THEN v.f ELSE m.decision_faq_id END, \
+    decision_score = CASE WHEN m.decision_reason IS NULL THEN v.s ELSE m.decision_score END, \
+    decision_detail = CASE WHEN m.decision_reason IS NULL THEN v.d::jsonb \
+    ELSE m.decision_detail END, \
+    decided_at = CASE WHEN m.decision_reason IS NOT NULL THEN m.decided_at \
+    WHEN v.r IS NOT NULL THEN $1 END \
     FROM unnest($20::uuid[], $21::uuid[], $22::uuid[], $23::bool[], $24::text[], \
     $25::uuid[], $26::float8[], $27::text[]) AS v (t, i, c, keep, r, f, s, d) \
     WHERE m.tenant_id = v.t AND m.id = v.i), \
