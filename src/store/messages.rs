@@ -151,6 +151,16 @@ pub fn usage_per_tenant(turns: &[TurnRecord]) -> std::collections::BTreeMap<Tena
     usage
 }
 
+/// The first turn of each customer in `turns`. A batch holds one message per customer
+/// (see claim_inbound), but dedupe anyway: one statement may not write a row twice.
+pub(super) fn one_turn_per_customer(turns: &[TurnRecord]) -> Vec<&TurnRecord> {
+    let mut seen = std::collections::HashSet::new();
+    turns
+        .iter()
+        .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
+        .collect()
+}
+
 /// How many of `results` were sent, per tenant, in tenant order.
 pub fn sent_per_tenant(results: &[SendResult]) -> std::collections::BTreeMap<TenantId, i64> {
     let mut sent: std::collections::BTreeMap<TenantId, i64> = Default::default();
@@ -883,13 +893,7 @@ macro_rules! impl_message_store {
                     return Ok(());
                 }
                 let mut tx = self.begin_write().await?;
-                // A batch holds one message per customer (see claim_inbound), but dedupe
-                // anyway: an upsert may not touch one row twice in a statement.
-                let mut seen = std::collections::HashSet::new();
-                let unique: Vec<&TurnRecord> = turns
-                    .iter()
-                    .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
-                    .collect();
+                let unique = $crate::store::messages::one_turn_per_customer(turns);
                 for chunk in unique.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO contacts (tenant_id, channel, customer_id, phone, user_id, name, \
@@ -978,29 +982,25 @@ macro_rules! impl_message_store {
                     qb.build().execute(&mut *tx).await?;
                 }
                 Self::write_turn_extras(&mut tx, turns, &conv, now).await?;
-                // Done, with the decision (0014: columns of the message's row) unless it
-                // has one already: a message decided again keeps its first decision, as it
-                // keeps its first reply.
+                // Done, with the decision (`keep_first_decision`).
                 for chunk in turns.chunks(400) {
                     let mut qb = QueryBuilder::<$db>::new("UPDATE inbound_messages SET state = 'done', claimed_until = NULL, ");
                     qb.push("processed_at = ").push_bind(now);
-                    qb.push(
-                        ", decided_at = CASE WHEN inbound_messages.decision_reason IS NOT NULL \
-                         THEN inbound_messages.decided_at WHEN v.column5 IS NOT NULL THEN ",
-                    )
-                    .push_bind(now);
                     qb.push(concat!(
-                        " END, conversation_id = v.column3, \
+                        ", conversation_id = v.column3, \
                          body = CASE WHEN v.column4 THEN body ELSE NULL END, \
                          raw = CASE WHEN v.column4 THEN raw ELSE '",
                         redacted_raw!(),
-                        "' END, decision_reason = COALESCE(inbound_messages.decision_reason, v.column5), \
-                         decision_faq_id = CASE WHEN inbound_messages.decision_reason IS NULL \
-                         THEN v.column6 ELSE inbound_messages.decision_faq_id END, \
-                         decision_score = CASE WHEN inbound_messages.decision_reason IS NULL \
-                         THEN v.column7 ELSE inbound_messages.decision_score END, \
-                         decision_detail = CASE WHEN inbound_messages.decision_reason IS NULL \
-                         THEN v.column8 ELSE inbound_messages.decision_detail END FROM ("
+                        "' END, ",
+                        keep_first_decision!(
+                            "inbound_messages",
+                            "v.column5",
+                            "v.column6",
+                            "v.column7",
+                            "v.column8",
+                            "v.column9"
+                        ),
+                        " FROM ("
                     ));
                     qb.push_values(chunk, |mut b, t| {
                         let d = t.decision.as_ref();
@@ -1011,7 +1011,8 @@ macro_rules! impl_message_store {
                             .push_bind(d.map(|d| d.reason.as_str()))
                             .push_bind(d.and_then(|d| d.faq_id))
                             .push_bind(d.and_then(|d| d.score))
-                            .push_bind(d.and_then(|d| d.detail.as_ref()).map(Json));
+                            .push_bind(d.and_then(|d| d.detail.as_ref()).map(Json))
+                            .push_bind(now);
                     });
                     qb.push(") AS v WHERE inbound_messages.tenant_id = v.column1 AND inbound_messages.id = v.column2");
                     qb.build().execute(&mut *tx).await?;

@@ -12,6 +12,54 @@ macro_rules! redacted_raw {
     };
 }
 
+/// The `SET` clause by which a statement marking message row `$m` done writes its
+/// turn's decision (reason, FAQ id, score, detail and the time, each as SQL), on both
+/// backends (0014: a decision is columns of its message's row). A message that has a
+/// decision already keeps it: decided twice (a second worker, once the first one's
+/// lease ran out), it keeps its first decision, as it keeps its first reply; a turn
+/// without one (the tenant logs no decisions) leaves the columns as they are.
+macro_rules! keep_first_decision {
+    ($m:literal, $reason:literal, $faq:literal, $score:literal, $detail:literal, $at:literal) => {
+        concat!(
+            "decision_reason = COALESCE(",
+            $m,
+            ".decision_reason, ",
+            $reason,
+            "), ",
+            "decision_faq_id = CASE WHEN ",
+            $m,
+            ".decision_reason IS NULL THEN ",
+            $faq,
+            " ELSE ",
+            $m,
+            ".decision_faq_id END, ",
+            "decision_score = CASE WHEN ",
+            $m,
+            ".decision_reason IS NULL THEN ",
+            $score,
+            " ELSE ",
+            $m,
+            ".decision_score END, ",
+            "decision_detail = CASE WHEN ",
+            $m,
+            ".decision_reason IS NULL THEN ",
+            $detail,
+            " ELSE ",
+            $m,
+            ".decision_detail END, ",
+            "decided_at = CASE WHEN ",
+            $m,
+            ".decision_reason IS NOT NULL THEN ",
+            $m,
+            ".decided_at WHEN ",
+            $reason,
+            " IS NOT NULL THEN ",
+            $at,
+            " END"
+        )
+    };
+}
+
 pub mod admin;
 mod common;
 pub mod conversations;

@@ -1059,20 +1059,17 @@ fn write_turns(
         }
         turn_extras(tx, t, conversation, &at)?;
     }
-    // Done, with the decision (inserted so when decided as it was stored); a message
-    // decided again keeps its first decision, as it keeps its first reply.
+    // Done, with the decision (`keep_first_decision`; inserted so when decided as it
+    // was stored).
     if mark_done {
         let mut done = tx.prepare_cached(concat!(
             "UPDATE inbound_messages SET state = 'done', claimed_until = NULL, processed_at = ?3, \
              conversation_id = ?4, body = CASE WHEN ?5 THEN body ELSE NULL END, \
              raw = CASE WHEN ?5 THEN raw ELSE '",
             redacted_raw!(),
-            "' END, decision_reason = COALESCE(decision_reason, ?6), \
-             decision_faq_id = CASE WHEN decision_reason IS NULL THEN ?7 ELSE decision_faq_id END, \
-             decision_score = CASE WHEN decision_reason IS NULL THEN ?8 ELSE decision_score END, \
-             decision_detail = CASE WHEN decision_reason IS NULL THEN ?9 ELSE decision_detail END, \
-             decided_at = CASE WHEN decision_reason IS NULL THEN ?10 ELSE decided_at END \
-             WHERE tenant_id = ?1 AND id = ?2"
+            "' END, ",
+            keep_first_decision!("inbound_messages", "?6", "?7", "?8", "?9", "?10"),
+            " WHERE tenant_id = ?1 AND id = ?2"
         ))?;
         for t in turns {
             use rusqlite::types::Value;

@@ -32,14 +32,14 @@ macro_rules! insert_inbound {
     received_at, state, claimed_until, attempts, conversation_id, processed_at, \
     decision_reason, decision_faq_id, decision_score, decision_detail, decided_at) \
     SELECT t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me::jsonb, cx, ra::jsonb, ts, rc, \
-    st, cl, at, cv, pr, dr, df, ds, dd::jsonb, da \
+    st, cl, at, cv, pr, dr, df, ds, dd::jsonb, CASE WHEN dr IS NULL THEN NULL ELSE pr END \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
     $14::text[], $15::text[], $16::int8[], $17::timestamptz[], $18::text[], \
     $19::timestamptz[], $20::int8[], $21::uuid[], $22::timestamptz[], $23::text[], \
-    $24::uuid[], $25::float8[], $26::text[], $27::timestamptz[]) \
+    $24::uuid[], $25::float8[], $26::text[]) \
     AS v (t, i, ch, pm, pa, cu, ph, us, na, k, b, r, me, cx, ra, ts, rc, st, cl, at, cv, pr, \
-    dr, df, ds, dd, da) ",
+    dr, df, ds, dd) ",
             $then
         )
     };
@@ -186,8 +186,7 @@ const STORE_CUSTOMERS: &str = concat!(
 );
 
 /// A batch's turns in one statement (one round trip): the messages marked done, each
-/// with its decision unless it has one already (a message decided again keeps its
-/// first decision, as it keeps its first reply), when the pipeline decided them
+/// with its decision (`keep_first_decision`), when the pipeline decided them
 /// ($20–$28; empty arrays when they were inserted done, decision and all), the day's
 /// usage ($29–$36) and the replies
 /// ($2–$19), followed by what to do with a reply whose idempotency key is stored
@@ -200,15 +199,9 @@ macro_rules! write_turns {
         concat!("WITH done AS (UPDATE inbound_messages AS m SET state = 'done', \
     claimed_until = NULL, processed_at = $1, conversation_id = v.c, \
     body = CASE WHEN v.keep THEN m.body ELSE NULL END, \
-    raw = CASE WHEN v.keep THEN m.raw ELSE $28::jsonb END, \
-    decision_reason = COALESCE(m.decision_reason, v.r), \
-    decision_faq_id = CASE WHEN m.decision_reason IS NULL THEN v.f ELSE m.decision_faq_id END, \
-    decision_score = CASE WHEN m.decision_reason IS NULL THEN v.s ELSE m.decision_score END, \
-    decision_detail = CASE WHEN m.decision_reason IS NULL THEN v.d::jsonb \
-    ELSE m.decision_detail END, \
-    decided_at = CASE WHEN m.decision_reason IS NOT NULL THEN m.decided_at \
-    WHEN v.r IS NOT NULL THEN $1 END \
-    FROM unnest($20::uuid[], $21::uuid[], $22::uuid[], $23::bool[], $24::text[], \
+    raw = CASE WHEN v.keep THEN m.raw ELSE $28::jsonb END, ",
+    keep_first_decision!("m", "v.r", "v.f", "v.s", "v.d::jsonb", "$1"),
+    " FROM unnest($20::uuid[], $21::uuid[], $22::uuid[], $23::bool[], $24::text[], \
     $25::uuid[], $26::float8[], $27::text[]) AS v (t, i, c, keep, r, f, s, d) \
     WHERE m.tenant_id = v.t AND m.id = v.i), \
     used AS (INSERT INTO usage_daily (tenant_id, day, slot, inbound, \
@@ -632,18 +625,7 @@ impl PgStore {
         // The messages marked done, with their decisions (inserted so by the storing
         // transaction).
         let finished: &[TurnRecord] = if mark_done { turns } else { &[] };
-        fn decision(t: &TurnRecord) -> Option<&DecisionRecord> {
-            t.decision.as_ref()
-        }
-        let details = finished
-            .iter()
-            .map(|t| {
-                decision(t)
-                    .and_then(|d| d.detail.as_ref())
-                    .map(json_text)
-                    .transpose()
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let decisions = DecisionArrays::of(finished.iter().map(|t| t.decision.as_ref()))?;
         let usage = usage_per_tenant(turns);
         let sql = if new_keys {
             WRITE_NEW_TURNS
@@ -674,10 +656,10 @@ impl PgStore {
             .bind(column(finished, |t| t.inbound_id))
             .bind(column(finished, conv))
             .bind(column(finished, |t| t.keep_text))
-            .bind(column(finished, |t| decision(t).map(|d| d.reason.as_str())))
-            .bind(column(finished, |t| decision(t).and_then(|d| d.faq_id)))
-            .bind(column(finished, |t| decision(t).and_then(|d| d.score)))
-            .bind(details)
+            .bind(decisions.reasons)
+            .bind(decisions.faqs)
+            .bind(decisions.scores)
+            .bind(decisions.details)
             .bind(REDACTED_RAW)
             .bind(usage.keys().map(|t| t.0).collect::<Vec<_>>())
             .bind(usage.values().map(|u| u.inbound).collect::<Vec<_>>())
@@ -837,16 +819,9 @@ async fn insert_inbound(
         attempts.push(tries);
         conversations.push(conversation);
         processed.push(at);
-        decisions.push(decision.map(|d| (d, at)));
+        decisions.push(decision);
     }
-    let details = decisions
-        .iter()
-        .map(|d| {
-            d.and_then(|(d, _)| d.detail.as_ref())
-                .map(json_text)
-                .transpose()
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
+    let decisions = DecisionArrays::of(decisions.into_iter())?;
     let sql = if fresh {
         INSERT_NEW_INBOUND
     } else {
@@ -875,14 +850,45 @@ async fn insert_inbound(
         .bind(attempts)
         .bind(conversations)
         .bind(processed)
-        .bind(column(&decisions, |d| d.map(|(d, _)| d.reason.as_str())))
-        .bind(column(&decisions, |d| d.and_then(|(d, _)| d.faq_id)))
-        .bind(column(&decisions, |d| d.and_then(|(d, _)| d.score)))
-        .bind(details)
-        .bind(column(&decisions, |d| d.and_then(|(_, at)| at)))
+        .bind(decisions.reasons)
+        .bind(decisions.faqs)
+        .bind(decisions.scores)
+        .bind(decisions.details)
         .fetch_all(&mut *conn)
         .await?;
     Ok(new.into_iter().collect())
+}
+
+/// Messages' decisions (or none) as the arrays of their four columns, for
+/// `INSERT_INBOUND` (a row inserted done, decided when it was processed) and
+/// `WRITE_TURNS` (`keep_first_decision`).
+struct DecisionArrays<'a> {
+    reasons: Vec<Option<&'a str>>,
+    faqs: Vec<Option<Uuid>>,
+    scores: Vec<Option<f64>>,
+    details: Vec<Option<String>>,
+}
+
+impl<'a> DecisionArrays<'a> {
+    fn of(decisions: impl Iterator<Item = Option<&'a DecisionRecord>>) -> StoreResult<Self> {
+        let mut arrays = Self {
+            reasons: Vec::new(),
+            faqs: Vec::new(),
+            scores: Vec::new(),
+            details: Vec::new(),
+        };
+        for d in decisions {
+            arrays.reasons.push(d.map(|d| d.reason.as_str()));
+            arrays.faqs.push(d.and_then(|d| d.faq_id));
+            arrays.scores.push(d.and_then(|d| d.score));
+            arrays.details.push(
+                d.and_then(|d| d.detail.as_ref())
+                    .map(json_text)
+                    .transpose()?,
+            );
+        }
+        Ok(arrays)
+    }
 }
 
 /// What `WRITE_TURNS` (marking a message done) and a row inserted done keep of a
@@ -920,16 +926,6 @@ fn conversation_of(conversations: &Conversations, t: &TurnRecord) -> Option<Uuid
             t.customer_id.clone(),
         ))
         .copied()
-}
-
-/// The first turn of each customer in `turns`. A batch holds one message per customer
-/// (see claim_inbound), but dedupe anyway: one statement may not write a row twice.
-fn one_turn_per_customer(turns: &[TurnRecord]) -> Vec<&TurnRecord> {
-    let mut seen = HashSet::new();
-    turns
-        .iter()
-        .filter(|t| seen.insert((t.tenant_id, t.channel, t.customer_id.as_str())))
-        .collect()
 }
 
 /// Upserts the contact and the conversation of each customer of `turns` (once per
