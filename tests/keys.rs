@@ -163,7 +163,7 @@ async fn a_tampered_or_moved_ciphertext_fails_to_open_with_tenant_and_field(db: 
     .tenant;
     // Flip one byte of acme's access token in the database.
     let flip = match db.kind {
-        Db::Sqlite => {
+        Db::Sqlite | Db::SqliteMemory => {
             "UPDATE tenant_secrets SET ciphertext = CAST(X'00' AS BLOB) || substr(ciphertext, 2) \
                        WHERE name = 'whatsapp.access_token' AND tenant_id = (SELECT id FROM tenants WHERE slug = 'acme')"
         }

@@ -446,7 +446,7 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: Db) {
         let total = db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
         assert!(total >= 1, "{table} still holds beta's rows");
         let sql = match db.kind {
-            Db::Sqlite => format!(
+            Db::Sqlite | Db::SqliteMemory => format!(
                 "SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"
             ),
             Db::Postgres => format!(
@@ -692,7 +692,7 @@ async fn reverting_0012_drops_rows_of_deleted_tenants_and_restores_the_keys(db: 
     };
     let (live, dead) = match db.kind {
         Db::Postgres => (format!("'{}'", a.id.0), format!("'{gone}'")),
-        Db::Sqlite => (
+        Db::Sqlite | Db::SqliteMemory => (
             format!("x'{}'", a.id.0.simple()),
             format!("x'{}'", gone.simple()),
         ),

@@ -33,6 +33,30 @@ impl World {
     }
 
     async fn with(kind: Db, accept: bool, tweak: impl Fn(&mut serde_json::Value)) -> Option<World> {
+        Self::configured(kind, accept, tweak, |_| {}).await
+    }
+
+    /// Two tenants as `new`, and an app that stores webhooks but runs no workers (as
+    /// if it died right after each 200), its leases `lease` long.
+    async fn idle(kind: Db, lease: Duration) -> Option<World> {
+        Self::configured(
+            kind,
+            true,
+            |_| {},
+            |c| {
+                c.run_workers = false;
+                c.work_lease = lease;
+            },
+        )
+        .await
+    }
+
+    async fn configured(
+        kind: Db,
+        accept: bool,
+        tweak: impl Fn(&mut serde_json::Value),
+        configure: impl Fn(&mut parley::config::Config),
+    ) -> Option<World> {
         let db = TestDb::new(kind).await?;
         let (keys, _) = key_ring();
         let keys = Arc::new(keys);
@@ -52,7 +76,10 @@ impl World {
         if accept {
             meta_accepting_everything(&meta).await;
         }
-        let app = TestApp::spawn(&db, keys.clone(), &format!("{}/v25.0", meta.uri())).await;
+        let mut config = test_config(&db.url);
+        config.whatsapp_api_base = format!("{}/v25.0", meta.uri());
+        configure(&mut config);
+        let app = TestApp::spawn_with(&db, keys.clone(), config).await;
         Some(World {
             db,
             keys,
@@ -1017,7 +1044,7 @@ async fn a_contact_without_a_conversation_is_answered_once(db: Db) {
     let tenant = w.tenant("acme").await.id;
     let id = match w.db.kind {
         Db::Postgres => format!("'{}'", tenant.0),
-        Db::Sqlite => format!("x'{}'", tenant.0.simple()),
+        Db::Sqlite | Db::SqliteMemory => format!("x'{}'", tenant.0.simple()),
     };
     w.db.exec(&format!(
         "INSERT INTO contacts (tenant_id, channel, customer_id, first_seen_at, \
@@ -1303,11 +1330,12 @@ async fn decide(
 /// reply; a second turn without a decision (the tenant turned decision logging off
 /// meanwhile) does not wipe it. The decision is columns of the message's row (0014).
 async fn a_message_decided_twice_keeps_its_first_decision_and_reply(db: Db) {
-    let Some(w) = World::with(db, true, |_| {}).await else {
+    let Some(w) = World::idle(db, Duration::from_secs(60)).await else {
         return;
     };
-    let (app, _) = stored_but_not_processed(&w, "wamid.IN.twice", Duration::from_secs(60)).await;
-    let state = &app.state;
+    let body = text_webhook(A, "15551230001", "wamid.IN.twice", "Do you deliver?");
+    assert_eq!(w.post_signed("acme", &body).await.status(), 200);
+    let state = &w.app.state;
     let claimed = parley::workers::pipeline::claim(state).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let now = Utc::now();
@@ -1349,7 +1377,6 @@ async fn a_message_decided_twice_keeps_its_first_decision_and_reply(db: Db) {
         .map(|m| m.body.unwrap_or_default())
         .collect();
     assert_eq!(replies, ["Yes (acme)"]);
-    app.stop().await;
 }
 
 /// The conversation a turn was decided with is a hint to the writer: a turn decided
@@ -2173,35 +2200,24 @@ async fn deleting_a_tenant_takes_its_conversations_and_leaves_the_others(db: Db)
 }
 
 on_both_backends!(
+    an_expired_token_marks_the_tenant_and_stops_retrying,
     deleting_a_tenant_takes_its_conversations_and_leaves_the_others,
     claims_take_each_customers_oldest_pending_message_only,
     messages_and_decisions_survive_the_id_first_keys_both_ways,
-    each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
-    the_same_webhook_delivered_three_times_gets_one_reply,
-    the_same_webhook_delivered_three_times_at_once_gets_one_reply,
     a_tenant_that_logs_no_message_text_keeps_none_once_answered,
-    fifty_concurrent_webhooks_get_fifty_replies_none_doubled,
-    meta_failing_twice_with_500_then_accepting_delivers_exactly_once,
-    a_window_closed_error_is_recorded_as_failed_and_never_retried,
-    an_expired_token_marks_the_tenant_and_stops_retrying,
     a_crash_after_the_200_and_before_the_send_still_replies_once_after_restart,
     work_claimed_by_a_crashed_worker_is_taken_up_after_its_lease,
     bad_requests_get_their_documented_status_and_store_nothing,
-    an_unknown_message_type_is_kept_and_gets_the_non_text_reply,
     events_for_another_phone_number_are_not_processed_as_this_tenant,
     statuses_move_forward_only_whatever_their_order,
-    below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent,
-    the_per_customer_daily_limit_is_shared_and_enforced,
     a_batch_counts_its_replies_against_the_hourly_limit_in_order,
     a_slow_read_receipt_does_not_hold_up_the_reply,
     meta_verification_answers_the_challenge_only_with_the_right_token,
     a_disabled_tenant_gets_404_and_a_database_outage_gets_503,
-    one_customers_messages_are_answered_in_order,
     a_customers_next_reply_waits_for_the_one_in_flight,
     a_contact_without_a_conversation_is_answered_once,
     a_customers_next_message_does_not_wait_for_the_poll,
     a_turn_joins_the_customers_one_conversation_whatever_it_was_decided_with,
-    a_message_decided_twice_keeps_its_first_decision_and_reply,
     a_customer_known_only_by_business_scoped_id_is_answered_by_that_id,
     a_reply_in_flight_at_a_crash_is_sent_after_restart,
     a_reply_the_pipeline_leased_for_itself_at_a_crash_is_sent_once_after_restart,
@@ -2211,4 +2227,19 @@ on_both_backends!(
     two_messages_of_one_customer_stored_at_once_are_handled_one_after_the_other,
     a_staff_notification_is_never_leased_with_the_turn_and_goes_through_the_claim,
     the_recorded_meta_fixture_verifies_and_its_escaped_text_decodes,
+);
+
+// The in-memory store too: its message loop runs on the shared sqlx statements.
+on_every_store!(
+    each_tenant_gets_its_own_faq_answer_with_its_own_token_and_number,
+    the_same_webhook_delivered_three_times_gets_one_reply,
+    the_same_webhook_delivered_three_times_at_once_gets_one_reply,
+    fifty_concurrent_webhooks_get_fifty_replies_none_doubled,
+    meta_failing_twice_with_500_then_accepting_delivers_exactly_once,
+    a_window_closed_error_is_recorded_as_failed_and_never_retried,
+    below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent,
+    the_per_customer_daily_limit_is_shared_and_enforced,
+    a_message_decided_twice_keeps_its_first_decision_and_reply,
+    one_customers_messages_are_answered_in_order,
+    an_unknown_message_type_is_kept_and_gets_the_non_text_reply,
 );

@@ -18,6 +18,10 @@ use secrecy::SecretString;
 pub enum Db {
     Sqlite,
     Postgres,
+    /// SQLite in memory (`sqlite::memory:`): one connection, no hot writer, so the
+    /// message loop runs on the store's shared sqlx statements. Raw SQL (`exec`,
+    /// `count`) cannot reach it; one store lives as long as the `TestDb`.
+    SqliteMemory,
 }
 
 /// A fresh, empty database that lives as long as this value.
@@ -26,6 +30,8 @@ pub struct TestDb {
     pub url: String,
     pub dir: tempfile::TempDir,
     schema: Option<(String, String)>,
+    /// The in-memory database's one store (a second would be another database).
+    memory: tokio::sync::OnceCell<Arc<dyn Store>>,
 }
 
 /// The PostgreSQL server for tests, if configured. Set means required: an unreachable
@@ -52,8 +58,16 @@ impl TestDb {
                     url,
                     dir,
                     schema: None,
+                    memory: Default::default(),
                 })
             }
+            Db::SqliteMemory => Some(TestDb {
+                kind,
+                url: "sqlite::memory:".into(),
+                dir,
+                schema: None,
+                memory: Default::default(),
+            }),
             Db::Postgres => {
                 let Some(base) = postgres_url() else {
                     eprintln!(
@@ -78,22 +92,31 @@ impl TestDb {
                     url,
                     dir,
                     schema: Some((base, schema)),
+                    memory: Default::default(),
                 })
             }
         }
     }
 
     /// A store on this database with every migration applied.
+    /// In memory, every call returns the same store.
     pub async fn store(&self) -> Arc<dyn Store> {
-        let s = store::connect(&self.url).await.expect("connect test store");
-        s.migrate_up().await.expect("migrate test store");
-        s
+        let open = || async {
+            let s = store::connect(&self.url).await.expect("connect test store");
+            s.migrate_up().await.expect("migrate test store");
+            s
+        };
+        if self.kind == Db::SqliteMemory {
+            return self.memory.get_or_init(open).await.clone();
+        }
+        open().await
     }
 
     /// Runs raw SQL on this database, for tests that must reach under the store
     /// (tampering with a ciphertext, counting rows after a cascade).
     pub async fn exec(&self, sql: &str) -> u64 {
         match self.kind {
+            Db::SqliteMemory => panic!("raw SQL cannot reach an in-memory test database"),
             Db::Sqlite => {
                 let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
                     .await
@@ -120,6 +143,7 @@ impl TestDb {
     /// Counts rows with raw SQL (`SELECT COUNT(*) …`).
     pub async fn count(&self, sql: &str) -> i64 {
         match self.kind {
+            Db::SqliteMemory => panic!("raw SQL cannot reach an in-memory test database"),
             Db::Sqlite => {
                 let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
                     .await
@@ -233,6 +257,25 @@ macro_rules! on_both_backends {
                 }
             }
         )*
+    };
+}
+
+/// Runs each named `async fn(Db)` as three tests: `sqlite`, `postgres`, and
+/// `sqlite_memory`, the in-memory store whose message loop runs on the shared sqlx
+/// statements instead of SQLite's hot writer or PostgreSQL's array statements. Only for
+/// tests that neither run raw SQL nor close the store and open it again.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!($($name),*);
+        mod in_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Db::SqliteMemory).await
+                }
+            )*
+        }
     };
 }
 
