@@ -69,10 +69,20 @@ impl SqliteStore {
                 .with_context(|| format!("creating the database folder {}", dir.display()))?;
         }
         let open = |max: u32| {
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(max)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts.clone())
+                .acquire_timeout(Duration::from_secs(10));
+            // An in-memory database lives as long as its one connection: never let the
+            // pool retire it (sqlx's defaults close a connection after 10 minutes idle
+            // or 30 minutes in all, and the next one would open an empty database).
+            let pool = if in_memory {
+                pool.min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                pool
+            };
+            pool.connect_with(opts.clone())
         };
         let writer = open(1)
             .await
@@ -216,3 +226,29 @@ impl_message_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "");
 impl_conversation_store!(SqliteStore, sqlx::Sqlite, "");
 impl_cancel_bot_replies!(SqliteStore, sqlx::SqliteConnection);
 impl_admin_store!(SqliteStore, sqlx::SqliteConnection);
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    /// The in-memory database is its pool's one connection, so the pool must never
+    /// close it (after sqlx's default 10 idle or 30 minutes it would reopen empty).
+    #[tokio::test]
+    async fn an_in_memory_database_keeps_its_one_connection_for_good() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        for pool in [&store.writer, &store.pool] {
+            let o = pool.options();
+            assert_eq!(o.get_max_connections(), 1);
+            assert_eq!(o.get_min_connections(), 1);
+            assert_eq!(o.get_idle_timeout(), None);
+            assert_eq!(o.get_max_lifetime(), None);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = SqliteStore::connect(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
+        assert!(file.pool.options().get_max_lifetime().is_some());
+        file.writer.close().await;
+        file.pool.close().await;
+    }
+}
