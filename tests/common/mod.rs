@@ -260,8 +260,8 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Runs each named `async fn(Db)` as three tests: `sqlite`, `postgres`, and
-/// `sqlite_memory`, the in-memory store whose message loop runs on the shared sqlx
+/// Runs each named `async fn(Db)` as three tests: `NAME::sqlite`, `NAME::postgres`,
+/// and `in_memory::NAME` on the in-memory store whose message loop runs on the shared sqlx
 /// statements instead of SQLite's hot writer or PostgreSQL's array statements. Only for
 /// tests that neither run raw SQL nor close the store and open it again.
 #[macro_export]
