@@ -712,8 +712,11 @@ async fn statuses_move_forward_only_whatever_their_order(db: Db) {
     }
     let out = reply(&w, "acme").await;
     assert_eq!(out.delivery_status.as_deref(), Some("read"));
-    let rows = w.db.count("SELECT COUNT(*) FROM message_statuses").await;
-    assert_eq!(rows, 3, "one row per (message, status)");
+    // Raw SQL cannot reach the in-memory store; the order above is what it checks.
+    if w.db.kind != Db::SqliteMemory {
+        let rows = w.db.count("SELECT COUNT(*) FROM message_statuses").await;
+        assert_eq!(rows, 3, "one row per (message, status)");
+    }
 }
 
 async fn below_the_threshold_the_fallback_is_sent_and_a_disabled_bot_stays_silent(db: Db) {
@@ -2209,7 +2212,6 @@ on_both_backends!(
     work_claimed_by_a_crashed_worker_is_taken_up_after_its_lease,
     bad_requests_get_their_documented_status_and_store_nothing,
     events_for_another_phone_number_are_not_processed_as_this_tenant,
-    statuses_move_forward_only_whatever_their_order,
     a_batch_counts_its_replies_against_the_hourly_limit_in_order,
     a_slow_read_receipt_does_not_hold_up_the_reply,
     meta_verification_answers_the_challenge_only_with_the_right_token,
@@ -2242,4 +2244,5 @@ on_every_store!(
     a_message_decided_twice_keeps_its_first_decision_and_reply,
     one_customers_messages_are_answered_in_order,
     an_unknown_message_type_is_kept_and_gets_the_non_text_reply,
+    statuses_move_forward_only_whatever_their_order,
 );
