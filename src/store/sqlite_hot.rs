@@ -368,7 +368,7 @@ impl HotWriter {
                     row.push(Value::from(state.to_string()));
                     row.push(Value::from(processed_at));
                     row.push(conversation.unwrap_or(Value::Null));
-                    row.extend(decision_values(turn, &at)?);
+                    row.extend(decision_values(turn)?);
                     let inserted = insert.execute(rusqlite::params_from_iter(row))?;
                     // Cannot happen (found new above, in this same transaction); were
                     // it to, the turn must not be written for a row that is not this.
@@ -742,22 +742,20 @@ fn store_error(e: rusqlite::Error) -> StoreError {
 
 /// ?18 to ?22: the lease, attempts, state, and, for a row inserted done (decided in
 /// the transaction that stores it), when it was processed and its conversation; ?23 to
-/// ?27 its decision (`decision_values`).
+/// ?26 its decision (`decision_values`), decided when it was processed.
 const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (tenant_id, id, channel, \
     provider_message_id, provider_account_id, customer_id, customer_phone, customer_user_id, \
     customer_name, kind, body, reply_id, media, context_message_id, raw, provider_timestamp, \
     received_at, claimed_until, attempts, state, processed_at, conversation_id, \
     decision_reason, decision_faq_id, decision_score, decision_detail, decided_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
+    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, CASE WHEN ?23 IS NULL THEN NULL ELSE ?21 END) \
     ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING";
 
-/// A turn's decision as the columns of its message's row (0014): reason, FAQ, score,
-/// detail and the time decided, all NULL without one (the tenant logs no decisions).
-fn decision_values(
-    t: Option<&TurnRecord>,
-    at: &str,
-) -> rusqlite::Result<[rusqlite::types::Value; 5]> {
+/// A turn's decision as the columns of its message's row (0014): reason, FAQ, score
+/// and detail, all NULL without one (the tenant logs no decisions). The statements
+/// take the time decided from the time processed.
+fn decision_values(t: Option<&TurnRecord>) -> rusqlite::Result<[rusqlite::types::Value; 4]> {
     use rusqlite::types::Value;
     Ok(match t.and_then(|t| t.decision.as_ref()) {
         Some(d) => [
@@ -765,15 +763,8 @@ fn decision_values(
             Value::from(d.faq_id.map(|f| id(&f).to_vec())),
             Value::from(d.score),
             Value::from(d.detail.as_ref().map(json).transpose()?),
-            Value::from(at.to_string()),
         ],
-        None => [
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            Value::Null,
-        ],
+        None => [Value::Null, Value::Null, Value::Null, Value::Null],
     })
 }
 
@@ -1068,7 +1059,7 @@ fn write_turns(
              raw = CASE WHEN ?5 THEN raw ELSE '",
             redacted_raw!(),
             "' END, ",
-            keep_first_decision!("inbound_messages", "?6", "?7", "?8", "?9", "?10"),
+            keep_first_decision!("inbound_messages", "?6", "?7", "?8", "?9", "?3"),
             " WHERE tenant_id = ?1 AND id = ?2"
         ))?;
         for t in turns {
@@ -1080,7 +1071,7 @@ fn write_turns(
                 Value::from(conv(t).map(|c| id(&c).to_vec())),
                 Value::from(t.keep_text),
             ];
-            values.extend(decision_values(Some(t), &at)?);
+            values.extend(decision_values(Some(t))?);
             done.execute(rusqlite::params_from_iter(values))?;
         }
     }
