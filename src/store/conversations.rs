@@ -623,12 +623,11 @@ macro_rules! impl_conversation_store {
                 customer_id: &str,
                 limit: i64,
             ) -> StoreResult<Vec<StoredDecision>> {
-                let rows: Vec<DecisionRow> = sqlx::query_as(
-                    "SELECT id AS inbound_message_id, decision_reason AS reason, \
-                     decision_faq_id AS faq_id, decision_score AS score, decision_detail AS detail \
-                     FROM inbound_messages WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 \
-                     AND decision_reason IS NOT NULL ORDER BY decided_at, id LIMIT $4",
-                )
+                let rows: Vec<DecisionRow> = sqlx::query_as(concat!(
+                    decision_rows!(),
+                    "WHERE tenant_id = $1 AND channel = $2 AND customer_id = $3 \
+                     AND decision_reason IS NOT NULL ORDER BY decided_at, id LIMIT $4"
+                ))
                 .bind(tenant.0)
                 .bind(channel.as_str())
                 .bind(customer_id)

@@ -1215,13 +1215,10 @@ macro_rules! impl_message_store {
             }
 
             async fn list_decisions(&self, tenant: TenantId, limit: i64) -> StoreResult<Vec<StoredDecision>> {
-                let rows: Vec<DecisionRow> = sqlx::query_as(
-                    // A decision is columns of its message (0014).
-                    "SELECT id AS inbound_message_id, decision_reason AS reason, \
-                     decision_faq_id AS faq_id, decision_score AS score, decision_detail AS detail \
-                     FROM inbound_messages WHERE tenant_id = $1 AND decision_reason IS NOT NULL \
-                     ORDER BY decided_at, id LIMIT $2",
-                )
+                let rows: Vec<DecisionRow> = sqlx::query_as(concat!(
+                    decision_rows!(),
+                    "WHERE tenant_id = $1 AND decision_reason IS NOT NULL ORDER BY decided_at, id LIMIT $2"
+                ))
                 .bind(tenant.0)
                 .bind(limit)
                 .fetch_all(self.read_pool())

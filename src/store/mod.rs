@@ -60,6 +60,17 @@ macro_rules! keep_first_decision {
     };
 }
 
+/// The start of a query for `DecisionRow`s: messages' decisions, which are columns of
+/// their rows (0014); the caller adds its `WHERE` (with `decision_reason IS NOT NULL`)
+/// and order.
+macro_rules! decision_rows {
+    () => {
+        "SELECT id AS inbound_message_id, decision_reason AS reason, \
+         decision_faq_id AS faq_id, decision_score AS score, decision_detail AS detail \
+         FROM inbound_messages "
+    };
+}
+
 pub mod admin;
 mod common;
 pub mod conversations;
