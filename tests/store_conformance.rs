@@ -445,14 +445,8 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: Db) {
     ] {
         let total = db.count(&format!("SELECT COUNT(*) FROM {table}")).await;
         assert!(total >= 1, "{table} still holds beta's rows");
-        let sql = match db.kind {
-            Db::Sqlite | Db::SqliteMemory => format!(
-                "SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"
-            ),
-            Db::Postgres => format!(
-                "SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)"
-            ),
-        };
+        let sql =
+            format!("SELECT COUNT(*) FROM {table} WHERE tenant_id NOT IN (SELECT id FROM tenants)");
         assert_eq!(
             db.count(&sql).await,
             0,
